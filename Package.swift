@@ -1,0 +1,55 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Layout (see CONTRIBUTING.md):
+//   CUV        C shim over libuv (system library, found by pkg-config)
+//   ChatCore   every rule of the protocol, no I/O: names, framing, validation, rooms, registry
+//   ChatNode   the libuv runtime: sockets, timers, write queues; feeds bytes to ChatCore
+//   ChatClient the terminal client
+//   tcp_chat   the executable: parses arguments, starts a node or a client
+let package = Package(
+    name: "tcp_chat",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "tcp_chat", targets: ["tcp_chat"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CUV",
+            pkgConfig: "libuv",
+            providers: [.apt(["libuv1-dev"])]
+        ),
+        .target(
+            name: "ChatCore",
+            dependencies: [.product(name: "DequeModule", package: "swift-collections")]
+        ),
+        .target(
+            name: "ChatNode",
+            dependencies: [
+                "CUV", "ChatCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
+        .target(
+            name: "ChatClient",
+            dependencies: ["ChatCore"]
+        ),
+        .executableTarget(
+            name: "tcp_chat",
+            dependencies: [
+                "ChatNode", "ChatClient", "ChatCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore"]),
+        .testTarget(name: "ChatNodeTests", dependencies: ["ChatCore", "tcp_chat"]),
+        .testTarget(name: "ChatClientTests", dependencies: ["ChatClient", "ChatCore", "tcp_chat"]),
+    ]
+)

@@ -1,0 +1,25 @@
+/// The first message of a connection (SPEC.md §3.1): `<USERNAME>_<CHAT_ID>`.
+public enum Handshake: Equatable, Sendable {
+    case client(username: ChatName, chatID: ChatName)
+    /// A peer link's opening line (docs/protocol.md, "Peer links"). It contains a space,
+    /// which no client handshake can, so the two never collide.
+    case peer(line: String)
+    case malformed
+
+    /// The prefix every peer handshake starts with.
+    public static let peerPrefix: [UInt8] = Array("TCPCHAT-PEER/".utf8)
+
+    /// Parses one complete handshake message (its `\n` / `\r\n` already removed).
+    public static func parse<C: Collection>(_ bytes: C) -> Handshake where C.Element == UInt8, C.Index == Int {
+        if bytes.starts(with: peerPrefix) {
+            return .peer(line: String(decoding: bytes, as: UTF8.self))
+        }
+        guard let sep = bytes.firstIndex(of: UInt8(ascii: "_")) else { return .malformed }
+        let user = bytes[bytes.startIndex..<sep]
+        let chat = bytes[(sep + 1)..<bytes.endIndex]
+        guard let u = ChatName(bytes: user, maxLength: Limits.maxUsernameLength),
+              let c = ChatName(bytes: chat, maxLength: Limits.maxChatIDLength)
+        else { return .malformed }
+        return .client(username: u, chatID: c)
+    }
+}

@@ -1,0 +1,108 @@
+/// The chat state of one node: who is logged in, which rooms exist, and what every
+/// message turns into (SPEC.md §3). No I/O: the runtime hands it handshakes, messages and
+/// disconnects, and it answers through each session's `SessionSink`.
+/// Called on the node's loop thread only.
+public final class Hub {
+    public let limits: Limits
+    /// Logged-in sessions by lowercased username: the name registry of this node.
+    public private(set) var sessions: [String: Session] = [:]
+    /// Rooms with at least one member, by lowercased chat id.
+    public private(set) var rooms: [String: Room] = [:]
+    public private(set) var stats = Stats()
+
+    /// Replies shared by every connection, encoded once.
+    public let accepted = Payload.line(Notice.accepted)
+    public let malformed = Payload.line(Notice.malformed)
+    public let nameTaken = Payload.line(Notice.nameTaken)
+    public let exit = Payload.line(Notice.exit)
+    let tooLong: Payload
+    let invalidUTF8 = Payload.line(Notice.invalidUTF8)
+    let controlCharacter = Payload.line(Notice.controlCharacter)
+    public let rateLimited: Payload
+
+    public struct Stats: Sendable {
+        public var messagesIn = 0
+        public var deliveries = 0
+        public var refused = 0
+    }
+
+    public enum LoginResult {
+        case accepted(Session)
+        case nameTaken
+    }
+
+    public enum InputResult: Equatable {
+        case ok
+        /// The member sent `/exit`: the runtime closes the connection.
+        case exit
+    }
+
+    public init(limits: Limits) {
+        self.limits = limits
+        tooLong = Payload.line(Notice.tooLong(limits.maxMessageBytes))
+        rateLimited = Payload.line(Notice.rateLimited(limits.rateLimit))
+    }
+
+    /// A complete client handshake: claims the name, joins (or creates) the room, and
+    /// sends `200`, or sends `403` when the name is held (SPEC.md §3.1).
+    public func login(username: ChatName, chatID: ChatName, framing: Framing, sink: any SessionSink) -> LoginResult {
+        if sessions[username.key] != nil {
+            sink.enqueue(nameTaken, length: nameTaken.length(for: framing))
+            return .nameTaken
+        }
+        let session = Session(username: username, chatID: chatID, framing: framing, sink: sink)
+        sessions[username.key] = session
+        let room: Room
+        if let r = rooms[chatID.key] { room = r } else {
+            room = Room(id: chatID)
+            rooms[chatID.key] = room
+        }
+        room.add(session)
+        session.send(accepted)
+        return .accepted(session)
+    }
+
+    /// One framed message from a logged-in member (SPEC.md §3.3–3.4).
+    public func receive(_ frame: Frame, from session: Session) -> InputResult {
+        switch frame {
+        case .tooLong:
+            refuse(session, tooLong)
+            return .ok
+        case .message(let bytes):
+            if bytes.isEmpty { return .ok }
+            if bytes.elementsEqual(Notice.exit.utf8) { return .exit }
+            return bytes.withUnsafeBytes { say($0, from: session) }
+        }
+    }
+
+    /// Validates and relays a non-empty message's text to the sender's room.
+    public func say(_ text: UnsafeRawBufferPointer, from session: Session) -> InputResult {
+        if text.count > limits.maxMessageBytes { refuse(session, tooLong); return .ok }
+        switch TextCheck.problem(in: text) {
+        case .invalidUTF8?: refuse(session, invalidUTF8); return .ok
+        case .controlCharacter?: refuse(session, controlCharacter); return .ok
+        case nil: break
+        }
+        guard let room = session.room else { return .ok }
+        stats.messagesIn += 1
+        let payload = Payload.line(prefix: session.prefix, text: text)
+        for member in room.members { member.send(payload) }
+        stats.deliveries += room.members.count
+        return .ok
+    }
+
+    /// The session's connection is gone: free the name, leave the room, drop an empty room.
+    public func logout(_ session: Session) {
+        guard sessions[session.username.key] === session else { return }
+        sessions[session.username.key] = nil
+        if let room = session.room {
+            room.remove(session)
+            if room.members.isEmpty { rooms[room.id.key] = nil }
+        }
+    }
+
+    private func refuse(_ session: Session, _ notice: Payload) {
+        stats.refused += 1
+        session.send(notice)
+    }
+}

@@ -1,0 +1,112 @@
+/// How a session's messages are delimited on the wire (SPEC.md §3.2). Chosen by the handshake.
+public enum Framing: Sendable, Equatable {
+    /// The handshake ended with `\n`: everything sent to this session ends with `\n`.
+    case line
+    /// The handshake ended with silence (the original client): replies and messages go bare.
+    case raw
+}
+
+/// One unit the framer cut from the byte stream.
+public enum Frame: Equatable {
+    /// A complete message, without its `\n` or `\r\n`.
+    case message(ArraySlice<UInt8>)
+    /// A message longer than the limit; its bytes are discarded up to the next `\n`.
+    case tooLong
+}
+
+/// Cuts an incoming byte stream into messages (SPEC.md §3.2): a message ends at `\n`
+/// (a `\r` before it is dropped), or at a silence the runtime reports with `flushPartial()`.
+///
+/// Bytes are appended as they arrive and taken out one message at a time, so a runtime
+/// that must pause (rate limit) simply stops asking; nothing is lost or reordered.
+public struct MessageFramer {
+    private var buffer: [UInt8] = []
+    /// First byte not yet handed out.
+    private var start = 0
+    /// Bytes from `start` already known to hold no `\n`.
+    private var scanned = 0
+    /// An over-long message is being skipped up to its `\n`.
+    private var discarding = false
+    /// Longest message, not counting `\r\n`.
+    public var maxBytes: Int
+
+    public init(maxBytes: Int) { self.maxBytes = maxBytes }
+
+    /// Bytes received and not yet handed out.
+    public var bufferedBytes: Int { buffer.count - start }
+    /// True when bytes of an unterminated message wait (what a silence would complete).
+    public var hasPartial: Bool { buffer.count > start }
+
+    public mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        if start > 0 && start == buffer.count {
+            buffer.removeAll(keepingCapacity: true)
+            start = 0
+        } else if start > 4096 && start * 2 > buffer.count {
+            buffer.removeSubrange(0..<start)
+            start = 0
+        }
+        buffer.append(contentsOf: bytes)
+    }
+
+    public mutating func append<C: Collection>(contentsOf bytes: C) where C.Element == UInt8 {
+        Array(bytes).withUnsafeBytes { append($0) }
+    }
+
+    /// The next complete message, or nil when none is buffered yet.
+    public mutating func next() -> Frame? {
+        while true {
+            let end = buffer.count
+            var i = start + scanned
+            var newline = -1
+            while i < end {
+                if buffer[i] == 0x0A { newline = i; break }
+                i += 1
+            }
+            if newline < 0 {
+                scanned = end - start
+                // Longer than any valid message can become: cut it off now rather than buffer it.
+                if !discarding && scanned > maxBytes + 1 {
+                    discarding = true
+                    dropBuffered()
+                    return .tooLong
+                }
+                if discarding { dropBuffered() }
+                return nil
+            }
+            let lineStart = start
+            var lineEnd = newline
+            if lineEnd > lineStart && buffer[lineEnd - 1] == 0x0D { lineEnd -= 1 }
+            start = newline + 1
+            scanned = 0
+            if discarding {
+                discarding = false
+                continue
+            }
+            if lineEnd - lineStart > maxBytes { return .tooLong }
+            return .message(buffer[lineStart..<lineEnd])
+        }
+    }
+
+    /// A silence ended the stream's pending bytes: hand them out as one message.
+    public mutating func flushPartial() -> Frame? {
+        guard hasPartial else { return nil }
+        if discarding {
+            discarding = false
+            dropBuffered()
+            return nil
+        }
+        let lineStart = start
+        var lineEnd = buffer.count
+        if buffer[lineEnd - 1] == 0x0D { lineEnd -= 1 }
+        start = buffer.count
+        scanned = 0
+        if lineEnd - lineStart > maxBytes { return .tooLong }
+        return .message(buffer[lineStart..<lineEnd])
+    }
+
+    private mutating func dropBuffered() {
+        buffer.removeAll(keepingCapacity: true)
+        start = 0
+        scanned = 0
+    }
+}

@@ -1,0 +1,48 @@
+/// Bytes encoded once and shared by every receiver (the fan-out writes the same memory to
+/// every member). Immutable after creation; its memory lives until the last queue or
+/// in-flight write that holds it lets go, which is what libuv's `uv_write` requires.
+public final class Payload: @unchecked Sendable {
+    public let bytes: UnsafeMutableRawBufferPointer
+    /// True when the payload ends with the `\n` that line sessions get and raw sessions don't.
+    public let endsWithNewline: Bool
+
+    public var count: Int { bytes.count }
+
+    private init(count: Int, endsWithNewline: Bool) {
+        bytes = .allocate(byteCount: max(count, 1), alignment: 1)
+        self.endsWithNewline = endsWithNewline
+        bytesCount = count
+    }
+    private let bytesCount: Int
+
+    deinit { bytes.deallocate() }
+
+    /// `<prefix><text>\n` in one allocation: the relayed `<USERNAME> - <TEXT>` line.
+    public static func line(prefix: [UInt8], text: UnsafeRawBufferPointer) -> Payload {
+        let p = Payload(count: prefix.count + text.count + 1, endsWithNewline: true)
+        let base = p.bytes.baseAddress!
+        prefix.withUnsafeBytes { base.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        if text.count > 0 { (base + prefix.count).copyMemory(from: text.baseAddress!, byteCount: text.count) }
+        base.storeBytes(of: 0x0A, toByteOffset: prefix.count + text.count, as: UInt8.self)
+        return p
+    }
+
+    /// A short fixed text (`200`, a notice, `/exit`) followed by `\n`.
+    public static func line(_ text: String) -> Payload {
+        var t = text
+        return t.withUTF8 { utf8 in line(prefix: [], text: UnsafeRawBufferPointer(utf8)) }
+    }
+
+    /// Bytes sent as they are, framed by the caller (the peer protocol's lines).
+    public static func raw(_ data: UnsafeRawBufferPointer) -> Payload {
+        let p = Payload(count: data.count, endsWithNewline: false)
+        if data.count > 0 { p.bytes.baseAddress!.copyMemory(from: data.baseAddress!, byteCount: data.count) }
+        return p
+    }
+
+    /// How many of the bytes a session with `framing` gets.
+    @inline(__always)
+    public func length(for framing: Framing) -> Int {
+        (framing == .raw && endsWithNewline) ? bytesCount - 1 : bytesCount
+    }
+}

@@ -1,0 +1,60 @@
+/// Where a session's outgoing bytes go: the runtime's connection. Called on the node's
+/// loop thread only. `enqueue` must not close or free anything synchronously (it runs
+/// inside a room's fan-out loop); a connection that must go marks itself and goes later.
+public protocol SessionSink: AnyObject {
+    func enqueue(_ payload: Payload, length: Int)
+}
+
+/// A logged-in member: one username in one room, on one connection.
+public final class Session {
+    public let username: ChatName
+    public let chatID: ChatName
+    public let framing: Framing
+    /// The connection outlives its session: the runtime logs the session out before it
+    /// frees the connection, so an unowned reference is safe and keeps the fan-out cheap.
+    public unowned(unsafe) let sink: any SessionSink
+    /// `<USERNAME> - `, encoded once at login.
+    let prefix: [UInt8]
+    /// Position in `room.members`, for O(1) removal.
+    var slot = -1
+    var room: Room?
+
+    init(username: ChatName, chatID: ChatName, framing: Framing, sink: any SessionSink) {
+        self.username = username
+        self.chatID = chatID
+        self.framing = framing
+        self.sink = sink
+        prefix = Array((username.display + " - ").utf8)
+    }
+
+    @inline(__always)
+    func send(_ payload: Payload) {
+        sink.enqueue(payload, length: payload.length(for: framing))
+    }
+}
+
+/// A chat room: exists while it has members (SPEC.md §3.1).
+public final class Room {
+    public let id: ChatName
+    public private(set) var members: ContiguousArray<Session> = []
+
+    init(id: ChatName) { self.id = id }
+
+    func add(_ s: Session) {
+        s.slot = members.count
+        s.room = self
+        members.append(s)
+    }
+
+    func remove(_ s: Session) {
+        let i = s.slot
+        guard i >= 0, i < members.count, members[i] === s else { return }
+        let last = members.removeLast()
+        if i < members.count {
+            members[i] = last
+            last.slot = i
+        }
+        s.slot = -1
+        s.room = nil
+    }
+}

@@ -1,0 +1,187 @@
+import CUV
+import ChatCore
+import Logging
+
+/// A client of the chat protocol (SPEC.md §3): cuts its bytes into messages, decides its
+/// framing at the handshake, paces it by the rate limit, and hands every message to the Hub.
+/// Called on the node's loop thread only.
+final class ClientConnection: Connection, SessionSink {
+    private unowned let node: Node
+    private var framer: MessageFramer
+    private var framing = Framing.line
+    private var session: Session?
+    private var rate: RateLimiter
+    /// Reading paused by the rate limit; silence does not count while paused (SPEC.md §3.2).
+    private var paused = false
+    private var toldRate = false
+    /// When the current arming of the timer means: end of handshake time, a silence, or a resume.
+    private var handshakeDeadline: UInt64
+    private var silenceDeadline: UInt64?
+    private var resumeDeadline: UInt64?
+    let id: UInt64
+    private(set) var address = "?"
+
+    init?(node: Node, server: UnsafeMutablePointer<uv_tcp_t>, id: UInt64) {
+        self.node = node
+        self.id = id
+        let limits = node.hub.limits
+        framer = MessageFramer(maxBytes: limits.maxHandshakeBytes)
+        rate = RateLimiter(rate: limits.rateLimit, nowMs: node.loop.nowMs)
+        handshakeDeadline = node.loop.nowMs + limits.handshakeTimeoutMs
+        super.init(loop: node.loop, server: server, maxQueueBytes: limits.maxQueueBytes)
+    }
+
+    var username: String? { session?.username.display }
+
+    func start() {
+        address = peerAddress()
+        node.logger.info("connect", metadata: ["conn": "\(id)", "from": "\(address)"])
+        startReading()
+        rearm()
+    }
+
+    // MARK: SessionSink
+
+    func enqueue(_ payload: Payload, length: Int) { send(payload, length: length) }
+
+    // MARK: Input
+
+    override func didRead(_ bytes: UnsafeRawBufferPointer) {
+        framer.append(bytes)
+        process()
+    }
+
+    /// Hands out every complete message the rate allows, then decides what the timer waits for.
+    private func process() {
+        let limits = node.hub.limits
+        silenceDeadline = nil
+        while state == .open {
+            if session == nil {
+                guard let frame = framer.next() else { break }
+                handshake(frame, framing: .line)
+                continue
+            }
+            if !rate.isUnlimited && framer.hasPartial {
+                let wait = rate.waitMs(nowMs: loop.nowMs)
+                if wait > 0 { pause(for: wait); return }
+            }
+            guard let frame = framer.next() else { break }
+            _ = rate.take(nowMs: loop.nowMs)
+            deliver(frame)
+        }
+        guard state == .open else { return }
+        if paused { paused = false; resumeDeadline = nil; startReading() }
+        if framer.hasPartial { silenceDeadline = loop.nowMs + limits.silenceMs }
+        rearm()
+    }
+
+    private func deliver(_ frame: Frame) {
+        guard let session else { return }
+        if node.hub.receive(frame, from: session) == .exit {
+            closeAfterFlush(reason: "sent /exit")
+        }
+    }
+
+    private func pause(for ms: UInt64) {
+        stopReading()
+        paused = true
+        resumeDeadline = loop.nowMs + ms
+        silenceDeadline = nil
+        if !toldRate, let session {
+            toldRate = true
+            send(node.hub.rateLimited, length: node.hub.rateLimited.length(for: session.framing))
+        }
+        rearm()
+    }
+
+    override func timerFired() {
+        let now = loop.nowMs
+        if session == nil && now >= handshakeDeadline && silenceDeadline.map({ now < $0 }) ?? true {
+            // A silence that completes the handshake wins over a timeout in the same turn.
+            node.logger.notice("handshake timeout", metadata: ["conn": "\(id)"])
+            close(reason: "handshake timeout")
+            return
+        }
+        if let r = resumeDeadline, now >= r {
+            resumeDeadline = nil
+            process()
+            return
+        }
+        if let s = silenceDeadline, now >= s, !paused {
+            silenceDeadline = nil
+            if let frame = framer.flushPartial() {
+                if session == nil { handshake(frame, framing: .raw) } else {
+                    if rate.take(nowMs: now) { deliver(frame) }
+                }
+            }
+            if state == .open { process() }
+            return
+        }
+        rearm()
+    }
+
+    private func rearm() {
+        guard state == .open else { return }
+        var next = UInt64.max
+        if session == nil { next = handshakeDeadline }
+        if let s = silenceDeadline { next = min(next, s) }
+        if let r = resumeDeadline { next = min(next, r) }
+        if next == .max { cancelTimer(); return }
+        let now = loop.nowMs
+        setTimer(next > now ? next - now : 0)
+    }
+
+    // MARK: Handshake (SPEC.md §3.1)
+
+    private func handshake(_ frame: Frame, framing: Framing) {
+        self.framing = framing
+        let hub = node.hub
+        guard case .message(let bytes) = frame else {
+            reject(hub.malformed, why: "handshake too long")
+            return
+        }
+        switch Handshake.parse(Array(bytes)) {
+        case .malformed, .peer:
+            reject(hub.malformed, why: "malformed handshake")
+        case .client(let user, let chat):
+            switch hub.login(username: user, chatID: chat, framing: framing, sink: self) {
+            case .accepted(let s):
+                session = s
+                framer.maxBytes = hub.limits.maxMessageBytes
+                node.logger.info("login", metadata: [
+                    "conn": "\(id)", "user": "\(user)", "room": "\(chat)", "framing": "\(framing)"])
+            case .nameTaken:
+                node.logger.info("name taken", metadata: ["conn": "\(id)", "user": "\(user)"])
+                closeAfterFlush(reason: "name taken")
+            }
+        }
+    }
+
+    private func reject(_ reply: Payload, why: String) {
+        node.logger.notice("\(why)", metadata: ["conn": "\(id)"])
+        send(reply, length: reply.length(for: framing))
+        closeAfterFlush(reason: why)
+    }
+
+    /// The node is stopping: tell the client, as the original server does.
+    func sayGoodbye() {
+        if let session {
+            send(node.hub.exit, length: node.hub.exit.length(for: session.framing))
+        }
+        closeAfterFlush(reason: "node stopping", graceMs: 500)
+    }
+
+    // MARK: Closing
+
+    override func willClose() {
+        let level: Logger.Level = closeReason.hasPrefix("slow consumer") ? .notice : .info
+        node.logger.log(level: level, "disconnect", metadata: [
+            "conn": "\(id)", "user": "\(username ?? "-")", "reason": "\(closeReason)"])
+        if let session {
+            node.hub.logout(session)
+            self.session = nil
+        }
+    }
+
+    override func didClose() { node.forget(self) }
+}

@@ -1,0 +1,282 @@
+import CUV
+import ChatCore
+import DequeModule
+
+/// One TCP connection on the loop: its socket, its timer, and its outgoing queue.
+/// Subclasses decide what the bytes mean (`ClientConnection`; peer links later).
+///
+/// Lifetime: each of the two handles holds one retain of the connection, given in
+/// `init` and taken back in its `close_cb`; `close()` closes both exactly once.
+/// Output is queued and written once per loop turn as one `uv_write` of many buffers;
+/// each payload stays alive in `inflight` until libuv's write callback.
+/// Called on the node's loop thread only.
+class Connection {
+    let loop: EventLoop
+    let tcp: UnsafeMutablePointer<uv_tcp_t>
+    private let timer: UnsafeMutablePointer<uv_timer_t>
+    private let writeReq: UnsafeMutablePointer<uv_write_t>
+    private let shutdownReq: UnsafeMutablePointer<uv_shutdown_t>
+    private let bufs: UnsafeMutablePointer<uv_buf_t>
+    private static let maxBufsPerWrite = 64
+    private static let maxBytesPerWrite = 256 * 1024
+
+    /// Outgoing bytes not yet handed to libuv: (payload, how many of its bytes).
+    private var queue = Deque<(Payload, Int)>()
+    private var inflight: [Payload] = []
+    private var inflightCount = 0
+    private(set) var queuedBytes = 0
+    private var writing = false
+    private var scheduled = false
+    /// Past this many queued bytes the connection is dropped (a reader that stopped reading).
+    var maxQueueBytes: Int
+
+    enum State { case open, draining, lingering, closed }
+    private(set) var state = State.open
+    private var openHandles = 0
+    private(set) var reading = false
+    /// Why the connection is going, for the disconnect log line.
+    private(set) var closeReason = ""
+    /// Set when a fan-out asked for a close that must wait for the end of the turn.
+    private var closeRequested = false
+
+
+    /// Accepts a pending connection from `server`; returns nil when accept fails.
+    init?(loop: EventLoop, server: UnsafeMutablePointer<uv_tcp_t>, maxQueueBytes: Int) {
+        self.loop = loop
+        self.maxQueueBytes = maxQueueBytes
+        tcp = .allocate(capacity: 1)
+        timer = .allocate(capacity: 1)
+        writeReq = .allocate(capacity: 1)
+        shutdownReq = .allocate(capacity: 1)
+        bufs = .allocate(capacity: Connection.maxBufsPerWrite)
+        uv_tcp_init(loop.raw, tcp)
+        uv_timer_init(loop.raw, timer)
+        tcp.pointee.data = Unmanaged.passRetained(self).toOpaque()
+        timer.pointee.data = Unmanaged.passRetained(self).toOpaque()
+        openHandles = 2
+        writeReq.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        shutdownReq.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        let rc = uv_accept(cuv_stream(server), cuv_stream(tcp))
+        if rc != 0 {
+            closeReason = "accept failed: \(uvError(rc))"
+            close()
+            return nil
+        }
+        uv_tcp_nodelay(tcp, 1)
+    }
+
+    deinit {
+        writeReq.deallocate()
+        shutdownReq.deallocate()
+        bufs.deallocate()
+    }
+
+    /// The peer's address as text, for logs.
+    func peerAddress() -> String {
+        var storage = sockaddr_storage()
+        var len = Int32(MemoryLayout<sockaddr_storage>.size)
+        let ok = withUnsafeMutablePointer(to: &storage) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { uv_tcp_getpeername(tcp, $0, &len) }
+        }
+        guard ok == 0 else { return "?" }
+        return withUnsafePointer(to: &storage) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { formatAddress($0) }
+        }
+    }
+
+    // MARK: Reading
+
+    func startReading() {
+        guard !reading, state == .open || state == .lingering else { return }
+        if uv_read_start(cuv_stream(tcp), onAlloc, onRead) == 0 { reading = true }
+    }
+
+    func stopReading() {
+        guard reading else { return }
+        uv_read_stop(cuv_stream(tcp))
+        reading = false
+    }
+
+    /// Bytes arrived. Overridden by subclasses.
+    func didRead(_ bytes: UnsafeRawBufferPointer) {}
+
+    /// The other side closed or the socket failed.
+    func didReachEOF(_ status: Int32) {
+        close(reason: status == UV_EOF.rawValue ? "closed by peer" : "read error: \(uvError(status))")
+    }
+
+    fileprivate func handleRead(_ nread: Int) {
+        if nread > 0 {
+            if state == .lingering { return }  // discarded: the connection is on its way out
+            didRead(UnsafeRawBufferPointer(start: loop.readBuffer, count: nread))
+        } else if nread < 0 {
+            if state == .lingering { close(); return }
+            didReachEOF(Int32(nread))
+        }
+        // nread == 0 is EAGAIN, not EOF.
+    }
+
+    // MARK: Timer
+
+    /// Arms the connection's one timer for `ms` from now (replacing any earlier arming).
+    func setTimer(_ ms: UInt64) {
+        guard state != .closed else { return }
+        uv_timer_start(timer, onTimer, ms, 0)
+    }
+
+    func cancelTimer() {
+        guard state != .closed else { return }
+        uv_timer_stop(timer)
+    }
+
+    /// The timer fired. Overridden by subclasses; draining/lingering connections use it as a deadline.
+    func timerFired() {}
+
+    fileprivate func handleTimer() {
+        switch state {
+        case .open: timerFired()
+        case .draining, .lingering: close()
+        case .closed: break
+        }
+    }
+
+    // MARK: Writing
+
+    /// Queues bytes for the end of this loop turn. Never writes, closes or frees
+    /// synchronously: it may run inside a room's fan-out.
+    func send(_ payload: Payload, length: Int) {
+        guard state == .open || state == .draining, !closeRequested, length > 0 else { return }
+        queue.append((payload, length))
+        queuedBytes += length
+        if queuedBytes > maxQueueBytes {
+            closeRequested = true
+            closeReason = "slow consumer: outgoing queue over \(maxQueueBytes) bytes"
+            queue.removeAll()
+            queuedBytes = 0
+        }
+        if !scheduled && (!writing || closeRequested) {
+            scheduled = true
+            loop.schedule(self)
+        }
+    }
+
+    /// End of the loop turn: flush, or carry out a close requested mid-fan-out.
+    func turnEnded() {
+        scheduled = false
+        if closeRequested { close(); return }
+        flush()
+    }
+
+    private func flush() {
+        guard !writing, !queue.isEmpty, state == .open || state == .draining else {
+            if state == .draining && !writing && queue.isEmpty { finishDraining() }
+            return
+        }
+        var n = 0
+        var bytes = 0
+        while n < Connection.maxBufsPerWrite, bytes < Connection.maxBytesPerWrite, let (p, len) = queue.popFirst() {
+            bufs[n] = uv_buf_init(p.bytes.baseAddress!.assumingMemoryBound(to: CChar.self), UInt32(len))
+            inflight.append(p)
+            n += 1
+            bytes += len
+        }
+        queuedBytes -= bytes
+        inflightCount = bytes
+        let rc = uv_write(writeReq, cuv_stream(tcp), bufs, UInt32(n), onWrite)
+        if rc != 0 {
+            inflight.removeAll(keepingCapacity: true)
+            close(reason: "write failed: \(uvError(rc))")
+            return
+        }
+        writing = true
+    }
+
+    fileprivate func writeDone(_ status: Int32) {
+        writing = false
+        inflight.removeAll(keepingCapacity: true)
+        inflightCount = 0
+        if status < 0 {
+            if status != UV_ECANCELED.rawValue { close(reason: "write error: \(uvError(status))") }
+            return
+        }
+        if !queue.isEmpty { flush() } else if state == .draining { finishDraining() }
+    }
+
+    // MARK: Closing
+
+    /// Sends what is queued, then closes politely (FIN, then close on EOF or after a grace time).
+    func closeAfterFlush(reason: String, graceMs: UInt64 = 1000) {
+        guard state == .open else { return }
+        if closeReason.isEmpty { closeReason = reason }
+        state = .draining
+        stopReading()
+        setTimerUnchecked(graceMs)
+        if !writing && !scheduled { scheduled = true; loop.schedule(self) }
+    }
+
+    private func finishDraining() {
+        state = .lingering
+        // A FIN after the last byte; reading on (and discarding) until the peer's EOF avoids
+        // the RST that closing with unread input would send, which could destroy the reply.
+        if uv_shutdown(shutdownReq, cuv_stream(tcp), onShutdown) != 0 { close(); return }
+        startReading()
+    }
+
+    /// Closes now: both handles, exactly once. Queued output is dropped.
+    func close(reason: String = "") {
+        guard state != .closed else { return }
+        if closeReason.isEmpty { closeReason = reason }
+        state = .closed
+        reading = false
+        queue.removeAll()
+        queuedBytes = 0
+        willClose()
+        uv_close(cuv_handle(tcp), onHandleClosed)
+        uv_close(cuv_handle(timer), onHandleClosed)
+    }
+
+    /// Called once as the connection closes, before its handles are gone. Overridden.
+    func willClose() {}
+
+    /// Called once both handles have closed. Overridden (the owner forgets the connection).
+    func didClose() {}
+
+    private func setTimerUnchecked(_ ms: UInt64) { uv_timer_start(timer, onTimer, ms, 0) }
+
+    fileprivate func handleClosed(_ h: UnsafeMutablePointer<uv_handle_t>) {
+        openHandles -= 1
+        if h.withMemoryRebound(to: uv_tcp_t.self, capacity: 1, { $0 == tcp }) { tcp.deallocate() } else { timer.deallocate() }
+        if openHandles == 0 { didClose() }
+    }
+}
+
+private func connection(_ data: UnsafeMutableRawPointer?) -> Connection {
+    Unmanaged<Connection>.fromOpaque(data!).takeUnretainedValue()
+}
+
+private func onRead(_ s: UnsafeMutablePointer<uv_stream_t>?, _ nread: Int, _ buf: UnsafePointer<uv_buf_t>?) {
+    connection(s!.pointee.data).handleRead(nread)
+}
+
+private func onWrite(_ req: UnsafeMutablePointer<uv_write_t>?, _ status: Int32) {
+    connection(req!.pointee.data).writeDone(status)
+}
+
+private func onShutdown(_ req: UnsafeMutablePointer<uv_shutdown_t>?, _ status: Int32) {}
+
+private func onTimer(_ t: UnsafeMutablePointer<uv_timer_t>?) {
+    connection(t!.pointee.data).handleTimer()
+}
+
+private func onHandleClosed(_ h: UnsafeMutablePointer<uv_handle_t>?) {
+    let u = Unmanaged<Connection>.fromOpaque(h!.pointee.data)
+    u.takeUnretainedValue().handleClosed(h!)
+    u.release()
+}
+
+/// "1.2.3.4:80" or "[::1]:80".
+func formatAddress(_ sa: UnsafePointer<sockaddr>) -> String {
+    var buf = [CChar](repeating: 0, count: 96)
+    let n = cuv_sockaddr_format(sa, &buf, buf.count)
+    return String(decoding: buf.prefix(max(0, min(Int(n), buf.count - 1))).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}

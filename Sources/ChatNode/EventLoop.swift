@@ -1,0 +1,86 @@
+import CUV
+
+/// One libuv loop and what every connection on it shares: the read buffer and the
+/// list of connections with output to flush (SPEC.md §3, DEVELOPERS "one loop, no locks").
+/// Called on the node's loop thread only.
+final class EventLoop {
+    let raw: UnsafeMutablePointer<uv_loop_t>
+    /// Reads run one at a time, so one buffer serves every connection (libuv's `alloc_cb` idiom).
+    let readBuffer: UnsafeMutableRawPointer
+    static let readBufferSize = 65_536
+    /// Connections with queued output or a pending close, handled once per loop turn.
+    private var pending: [Connection] = []
+    private let prepare: UnsafeMutablePointer<uv_prepare_t>
+    private var prepareClosed = false
+
+    init() {
+        raw = .allocate(capacity: 1)
+        precondition(uv_loop_init(raw) == 0, "uv_loop_init failed")
+        readBuffer = .allocate(byteCount: EventLoop.readBufferSize, alignment: 16)
+        prepare = .allocate(capacity: 1)
+        uv_prepare_init(raw, prepare)
+        prepare.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        // A prepare handle runs just before the loop sleeps in poll (redis's beforeSleep): every
+        // read and timer of this turn has been handled, so each connection gets at most one
+        // coalesced write per turn, whatever queued the bytes.
+        uv_prepare_start(prepare, onPrepare)
+        // Only while there is work does the prepare handle keep the loop alive.
+        uv_unref(cuv_handle(prepare))
+    }
+
+    /// Monotonic milliseconds, cached by libuv once per loop turn.
+    var nowMs: UInt64 { uv_now(raw) }
+
+    func schedule(_ c: Connection) {
+        pending.append(c)
+    }
+
+    fileprivate func runPending() {
+        // Flushing may schedule more (a close after a failed write): loop until empty.
+        while !pending.isEmpty {
+            let batch = pending
+            pending.removeAll(keepingCapacity: true)
+            for c in batch { c.turnEnded() }
+        }
+    }
+
+    func run() { uv_run(raw, UV_RUN_DEFAULT) }
+
+    /// Closes the loop's own handle; `finish()` after the loop has stopped.
+    func closeOwnHandles() {
+        guard !prepareClosed else { return }
+        prepareClosed = true
+        uv_close(cuv_handle(prepare), onPrepareClosed)
+    }
+
+    /// Runs the loop until every handle has closed, then closes it. Returns uv_loop_close's result.
+    func finish() -> Int32 {
+        uv_run(raw, UV_RUN_DEFAULT)
+        let rc = uv_loop_close(raw)
+        if rc == 0 {
+            raw.deallocate()
+            readBuffer.deallocate()
+        }
+        return rc
+    }
+}
+
+private func onPrepare(_ h: UnsafeMutablePointer<uv_prepare_t>?) {
+    let loop = Unmanaged<EventLoop>.fromOpaque(h!.pointee.data).takeUnretainedValue()
+    loop.runPending()
+}
+
+private func onPrepareClosed(_ h: UnsafeMutablePointer<uv_handle_t>?) {
+    h!.withMemoryRebound(to: uv_prepare_t.self, capacity: 1) { $0.deallocate() }
+}
+
+/// Fills `alloc_cb` with the loop's shared read buffer.
+func onAlloc(_ h: UnsafeMutablePointer<uv_handle_t>?, _ suggested: Int, _ buf: UnsafeMutablePointer<uv_buf_t>?) {
+    let c = Unmanaged<Connection>.fromOpaque(h!.pointee.data).takeUnretainedValue()
+    buf!.pointee = uv_buf_init(c.loop.readBuffer.assumingMemoryBound(to: CChar.self), UInt32(EventLoop.readBufferSize))
+}
+
+/// libuv's error name and message, for logs.
+func uvError(_ code: Int32) -> String {
+    "\(String(cString: uv_err_name(code))): \(String(cString: uv_strerror(code)))"
+}

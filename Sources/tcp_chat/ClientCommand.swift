@@ -1,0 +1,27 @@
+import ArgumentParser
+import ChatClient
+
+/// `tcp_chat client`: connect to a node (or the original server) and chat.
+struct ClientCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "client",
+        abstract: "Connect to a chat node and chat in one room."
+    )
+
+    @Option(name: [.short, .customLong("address"), .customLong("adress")], help: "Node address.")
+    var address = "localhost"
+    @Option(name: .shortAndLong, help: "Node port.")
+    var port = 8888
+    @Option(name: .shortAndLong, help: "Your name in the chat: A-Z a-z 0-9 /, at most 32.")
+    var username: String
+    @Option(name: [.short, .customLong("chat")], help: "Room to join (created if new): A-Z a-z 0-9 /, at most 64.")
+    var chatID: String
+    @Flag(help: "Send the handshake with a newline, so the node frames every message with one (tcp_chat nodes only).")
+    var line = false
+
+    func run() throws {
+        let code = TerminalClient.run(ClientConfiguration(
+            host: address, port: port, username: username, chatID: chatID, lineFraming: line))
+        if code != 0 { throw ExitCode(code) }
+    }
+}
