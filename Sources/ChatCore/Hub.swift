@@ -9,6 +9,17 @@ public final class Hub {
     /// Rooms with at least one member, by lowercased chat id.
     public private(set) var rooms: [String: Room] = [:]
     public private(set) var stats = Stats()
+    /// The cluster this node belongs to; nil for a lone node.
+    public var cluster: Cluster?
+    /// Logins waiting for the cluster to settle their name, by lowercased username.
+    private var pendingLogins: [String: PendingLogin] = [:]
+
+    struct PendingLogin {
+        let username: ChatName
+        let chatID: ChatName
+        let framing: Framing
+        unowned(unsafe) let sink: any SessionSink
+    }
 
     /// Replies shared by every connection, encoded once.
     public let accepted = Payload.line(Notice.accepted)
@@ -19,6 +30,7 @@ public final class Hub {
     let invalidUTF8 = Payload.line(Notice.invalidUTF8)
     let controlCharacter = Payload.line(Notice.controlCharacter)
     public let rateLimited: Payload
+    let nameLost = Payload.line(Notice.nameLost)
 
     public struct Stats: Sendable {
         public var messagesIn = 0
@@ -29,6 +41,8 @@ public final class Hub {
     public enum LoginResult {
         case accepted(Session)
         case nameTaken
+        /// The cluster is asked; `SessionSink.loginFinished` tells the outcome.
+        case pending
     }
 
     public enum InputResult: Equatable {
@@ -46,20 +60,54 @@ public final class Hub {
     /// A complete client handshake: claims the name, joins (or creates) the room, and
     /// sends `200`, or sends `403` when the name is held (SPEC.md §3.1).
     public func login(username: ChatName, chatID: ChatName, framing: Framing, sink: any SessionSink) -> LoginResult {
-        if sessions[username.key] != nil {
+        let key = username.key
+        if sessions[key] != nil || pendingLogins[key] != nil {
             sink.enqueue(nameTaken, length: nameTaken.length(for: framing))
             return .nameTaken
         }
+        switch cluster?.claim(key) ?? .granted {
+        case .taken:
+            sink.enqueue(nameTaken, length: nameTaken.length(for: framing))
+            return .nameTaken
+        case .pending:
+            pendingLogins[key] = PendingLogin(username: username, chatID: chatID, framing: framing, sink: sink)
+            return .pending
+        case .granted:
+            return .accepted(admit(username: username, chatID: chatID, framing: framing, sink: sink))
+        }
+    }
+
+    /// The cluster settled a pending login's name.
+    func claimFinished(nameKey: String, granted: Bool) {
+        guard let p = pendingLogins.removeValue(forKey: nameKey) else { return }
+        if granted {
+            p.sink.loginFinished(admit(username: p.username, chatID: p.chatID, framing: p.framing, sink: p.sink))
+        } else {
+            p.sink.enqueue(nameTaken, length: nameTaken.length(for: p.framing))
+            p.sink.loginFinished(nil)
+        }
+    }
+
+    /// A connection went away while its login waited: the claim is withdrawn.
+    public func abandonLogin(username: ChatName, sink: any SessionSink) {
+        guard let p = pendingLogins[username.key], p.sink === sink else { return }
+        pendingLogins[username.key] = nil
+        cluster?.release(username.key)
+    }
+
+    /// Joins (or creates) the room and sends `200`.
+    private func admit(username: ChatName, chatID: ChatName, framing: Framing, sink: any SessionSink) -> Session {
         let session = Session(username: username, chatID: chatID, framing: framing, sink: sink)
         sessions[username.key] = session
         let room: Room
         if let r = rooms[chatID.key] { room = r } else {
             room = Room(id: chatID)
             rooms[chatID.key] = room
+            cluster?.roomChanged(chatID.key, joined: true)
         }
         room.add(session)
         session.send(accepted)
-        return .accepted(session)
+        return session
     }
 
     /// One framed message from a logged-in member (SPEC.md §3.3–3.4).
@@ -88,16 +136,37 @@ public final class Hub {
         let payload = Payload.line(prefix: session.prefix, text: text)
         for member in room.members { member.send(payload) }
         stats.deliveries += room.members.count
+        cluster?.relay(roomKey: room.id.key, user: session.username.display, text: text)
         return .ok
+    }
+
+    /// A message from a member on another node, for this node's members of the room.
+    func deliverRemote(roomKey: String, user: String, text: String) {
+        guard let room = rooms[roomKey] else { return }
+        var t = text
+        let payload = t.withUTF8 { Payload.line(prefix: Array((user + " - ").utf8), text: UnsafeRawBufferPointer($0)) }
+        for member in room.members { member.send(payload) }
+        stats.deliveries += room.members.count
+    }
+
+    /// The name went to an earlier claim on another node: the notice, then the session ends.
+    func kick(nameKey: String) {
+        guard let s = sessions[nameKey] else { return }
+        s.send(nameLost)
+        s.sink.endSession()
     }
 
     /// The session's connection is gone: free the name, leave the room, drop an empty room.
     public func logout(_ session: Session) {
         guard sessions[session.username.key] === session else { return }
         sessions[session.username.key] = nil
+        cluster?.release(session.username.key)
         if let room = session.room {
             room.remove(session)
-            if room.members.isEmpty { rooms[room.id.key] = nil }
+            if room.members.isEmpty {
+                rooms[room.id.key] = nil
+                cluster?.roomChanged(room.id.key, joined: false)
+            }
         }
     }
 

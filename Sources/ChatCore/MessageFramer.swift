@@ -104,6 +104,13 @@ public struct MessageFramer {
         return .message(buffer[lineStart..<lineEnd])
     }
 
+    /// Everything received and not handed out, emptying the framer (a connection changing protocol).
+    public mutating func takeBuffered() -> [UInt8] {
+        let rest = Array(buffer[start...])
+        dropBuffered()
+        return rest
+    }
+
     private mutating func dropBuffered() {
         buffer.removeAll(keepingCapacity: true)
         start = 0

@@ -8,6 +8,7 @@ public enum Notice {
 
     public static func tooLong(_ limit: Int) -> String { "* message too long (limit \(limit) bytes); not sent" }
     public static let invalidUTF8 = "* message is not valid UTF-8; not sent"
+    public static let nameLost = "* your name was granted to an earlier login elsewhere in the cluster; disconnecting"
     public static let controlCharacter = "* message holds control characters; not sent"
     public static func rateLimited(_ rate: Int) -> String {
         "* you are sending too fast (limit \(rate) messages per second); your messages are delayed"

@@ -3,6 +3,11 @@
 /// inside a room's fan-out loop); a connection that must go marks itself and goes later.
 public protocol SessionSink: AnyObject {
     func enqueue(_ payload: Payload, length: Int)
+    /// A login that waited for the cluster is settled: the session (its `200` is queued),
+    /// or nil (its `403` is queued).
+    func loginFinished(_ session: Session?)
+    /// The session must end: its name went to an earlier claim (SPEC.md §4.2.5). Its notice is queued.
+    func endSession()
 }
 
 /// A logged-in member: one username in one room, on one connection.

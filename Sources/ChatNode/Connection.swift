@@ -2,28 +2,45 @@ import CUV
 import ChatCore
 import DequeModule
 
+/// What a connection's bytes mean: the client protocol (`ClientHandler`) or a peer link
+/// (`PeerLink`). A connection starts with one and may switch once, when an incoming
+/// connection's first line turns out to be a peer's HELLO. Called on the loop thread only.
+protocol ConnectionHandler: AnyObject {
+    func didRead(_ bytes: UnsafeRawBufferPointer)
+    /// The connection's timer fired.
+    func timerFired()
+    /// An outgoing connection is up (status 0) or failed.
+    func didConnect(_ status: Int32)
+    /// Once, as the connection closes, before its handles are gone.
+    func willClose()
+    /// Once, after both handles have closed.
+    func didClose()
+}
+
 /// One TCP connection on the loop: its socket, its timer, and its outgoing queue.
-/// Subclasses decide what the bytes mean (`ClientConnection`; peer links later).
+/// The handler decides what the bytes mean.
 ///
 /// Lifetime: each of the two handles holds one retain of the connection, given in
 /// `init` and taken back in its `close_cb`; `close()` closes both exactly once.
 /// Output is queued and written once per loop turn as one `uv_write` of many buffers;
 /// each payload stays alive in `inflight` until libuv's write callback.
 /// Called on the node's loop thread only.
-class Connection {
+final class Connection {
     let loop: EventLoop
     let tcp: UnsafeMutablePointer<uv_tcp_t>
     private let timer: UnsafeMutablePointer<uv_timer_t>
     private let writeReq: UnsafeMutablePointer<uv_write_t>
     private let shutdownReq: UnsafeMutablePointer<uv_shutdown_t>
+    private let connectReq: UnsafeMutablePointer<uv_connect_t>
     private let bufs: UnsafeMutablePointer<uv_buf_t>
     private static let maxBufsPerWrite = 64
     private static let maxBytesPerWrite = 256 * 1024
+    /// Strong until the connection has closed (then released, breaking the cycle).
+    var handler: (any ConnectionHandler)?
 
     /// Outgoing bytes not yet handed to libuv: (payload, how many of its bytes).
     private var queue = Deque<(Payload, Int)>()
     private var inflight: [Payload] = []
-    private var inflightCount = 0
     private(set) var queuedBytes = 0
     private var writing = false
     private var scheduled = false
@@ -39,15 +56,14 @@ class Connection {
     /// Set when a fan-out asked for a close that must wait for the end of the turn.
     private var closeRequested = false
 
-
-    /// Accepts a pending connection from `server`; returns nil when accept fails.
-    init?(loop: EventLoop, server: UnsafeMutablePointer<uv_tcp_t>, maxQueueBytes: Int) {
+    init(loop: EventLoop, maxQueueBytes: Int) {
         self.loop = loop
         self.maxQueueBytes = maxQueueBytes
         tcp = .allocate(capacity: 1)
         timer = .allocate(capacity: 1)
         writeReq = .allocate(capacity: 1)
         shutdownReq = .allocate(capacity: 1)
+        connectReq = .allocate(capacity: 1)
         bufs = .allocate(capacity: Connection.maxBufsPerWrite)
         uv_tcp_init(loop.raw, tcp)
         uv_timer_init(loop.raw, timer)
@@ -56,16 +72,36 @@ class Connection {
         openHandles = 2
         writeReq.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         shutdownReq.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        connectReq.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+    }
+
+    /// Takes a pending connection from `server`. On failure the connection is closed.
+    func accept(from server: UnsafeMutablePointer<uv_tcp_t>) -> Bool {
         let rc = uv_accept(cuv_stream(server), cuv_stream(tcp))
         if rc != 0 {
-            closeReason = "accept failed: \(uvError(rc))"
-            close()
-            return nil
+            close(reason: "accept failed: \(uvError(rc))")
+            return false
         }
         uv_tcp_nodelay(tcp, 1)
+        return true
+    }
+
+    /// Dials `address` (a sockaddr's bytes); the handler's `didConnect` tells the outcome.
+    func connect(to address: [UInt8]) {
+        let rc = address.withUnsafeBytes {
+            uv_tcp_connect(connectReq, tcp, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), onConnect)
+        }
+        if rc != 0 { handler?.didConnect(rc) }
+    }
+
+    fileprivate func connected(_ status: Int32) {
+        guard state == .open else { return }
+        if status == 0 { uv_tcp_nodelay(tcp, 1) }
+        handler?.didConnect(status)
     }
 
     deinit {
+        connectReq.deallocate()
         writeReq.deallocate()
         shutdownReq.deallocate()
         bufs.deallocate()
@@ -97,18 +133,14 @@ class Connection {
         reading = false
     }
 
-    /// Bytes arrived. Overridden by subclasses.
-    func didRead(_ bytes: UnsafeRawBufferPointer) {}
-
-    /// The other side closed or the socket failed.
-    func didReachEOF(_ status: Int32) {
+    private func didReachEOF(_ status: Int32) {
         close(reason: status == UV_EOF.rawValue ? "closed by peer" : "read error: \(uvError(status))")
     }
 
     fileprivate func handleRead(_ nread: Int) {
         if nread > 0 {
             if state == .lingering { return }  // discarded: the connection is on its way out
-            didRead(UnsafeRawBufferPointer(start: loop.readBuffer, count: nread))
+            handler?.didRead(UnsafeRawBufferPointer(start: loop.readBuffer, count: nread))
         } else if nread < 0 {
             if state == .lingering { close(); return }
             didReachEOF(Int32(nread))
@@ -129,12 +161,9 @@ class Connection {
         uv_timer_stop(timer)
     }
 
-    /// The timer fired. Overridden by subclasses; draining/lingering connections use it as a deadline.
-    func timerFired() {}
-
     fileprivate func handleTimer() {
         switch state {
-        case .open: timerFired()
+        case .open: handler?.timerFired()
         case .draining, .lingering: close()
         case .closed: break
         }
@@ -181,8 +210,7 @@ class Connection {
             bytes += len
         }
         queuedBytes -= bytes
-        inflightCount = bytes
-        let rc = uv_write(writeReq, cuv_stream(tcp), bufs, UInt32(n), onWrite)
+                let rc = uv_write(writeReq, cuv_stream(tcp), bufs, UInt32(n), onWrite)
         if rc != 0 {
             inflight.removeAll(keepingCapacity: true)
             close(reason: "write failed: \(uvError(rc))")
@@ -194,7 +222,6 @@ class Connection {
     fileprivate func writeDone(_ status: Int32) {
         writing = false
         inflight.removeAll(keepingCapacity: true)
-        inflightCount = 0
         if status < 0 {
             if status != UV_ECANCELED.rawValue { close(reason: "write error: \(uvError(status))") }
             return
@@ -230,23 +257,20 @@ class Connection {
         reading = false
         queue.removeAll()
         queuedBytes = 0
-        willClose()
+        handler?.willClose()
         uv_close(cuv_handle(tcp), onHandleClosed)
         uv_close(cuv_handle(timer), onHandleClosed)
     }
-
-    /// Called once as the connection closes, before its handles are gone. Overridden.
-    func willClose() {}
-
-    /// Called once both handles have closed. Overridden (the owner forgets the connection).
-    func didClose() {}
 
     private func setTimerUnchecked(_ ms: UInt64) { uv_timer_start(timer, onTimer, ms, 0) }
 
     fileprivate func handleClosed(_ h: UnsafeMutablePointer<uv_handle_t>) {
         openHandles -= 1
         if h.withMemoryRebound(to: uv_tcp_t.self, capacity: 1, { $0 == tcp }) { tcp.deallocate() } else { timer.deallocate() }
-        if openHandles == 0 { didClose() }
+        if openHandles == 0 {
+            handler?.didClose()
+            handler = nil
+        }
     }
 }
 
@@ -260,6 +284,10 @@ private func onRead(_ s: UnsafeMutablePointer<uv_stream_t>?, _ nread: Int, _ buf
 
 private func onWrite(_ req: UnsafeMutablePointer<uv_write_t>?, _ status: Int32) {
     connection(req!.pointee.data).writeDone(status)
+}
+
+private func onConnect(_ req: UnsafeMutablePointer<uv_connect_t>?, _ status: Int32) {
+    connection(req!.pointee.data).connected(status)
 }
 
 private func onShutdown(_ req: UnsafeMutablePointer<uv_shutdown_t>?, _ status: Int32) {}

@@ -4,7 +4,7 @@ import CUV
 /// Called on the node's loop thread only.
 final class Listener {
     let tcp: UnsafeMutablePointer<uv_tcp_t>
-    private let onConnection: (Int32) -> Void
+    var onConnection: (Int32) -> Void
     private var closed = false
     /// The address really bound, as text (`127.0.0.1:40123`, `[::1]:40123`).
     private(set) var boundAddress = ""

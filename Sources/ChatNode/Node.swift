@@ -2,41 +2,71 @@ import CUV
 import ChatCore
 import Logging
 
-/// A chat node: one libuv loop, its listener, its clients and the Hub that decides
-/// everything. `init` binds; `run()` serves until SIGINT/SIGTERM, then stops cleanly:
-/// every client gets `/exit`, every handle is closed, and the loop closes (SPEC.md §2).
+/// A chat node: one libuv loop, its listener, its connections, the Hub that decides the
+/// chat and the Cluster that decides what crosses to other nodes. `init` binds; `run()`
+/// serves until SIGINT/SIGTERM, then stops cleanly: clients get `/exit`, peers get BYE,
+/// every handle is closed, and the loop closes (SPEC.md §2).
 public final class Node {
     let loop = EventLoop()
     let hub: Hub
+    let cluster: Cluster
     let logger: Logger
+    let peerQueueBytes: Int
+    private let secret: [UInt8]?
     private var listener: Listener?
-    private var clients: [ObjectIdentifier: ClientConnection] = [:]
+    private var connections: [ObjectIdentifier: Connection] = [:]
+    /// Established peer links, one per neighbor node.
+    private var links: [NodeID: PeerLink] = [:]
+    /// Addresses kept dialed, by address text.
+    private var dialers: [String: PeerDialer] = [:]
     private var nextID: UInt64 = 0
     private var signals: [UnsafeMutablePointer<uv_signal_t>] = []
-    private var forceTimer: UnsafeMutablePointer<uv_timer_t>?
+    private let cron: UnsafeMutablePointer<uv_timer_t>
+    private var cronClosed = false
     private var stopping = false
+    private var stopDeadlineMs: UInt64 = 0
     private var lastAcceptErrorMs: UInt64 = 0
     private var acceptErrors = 0
+    private var rng = SystemRandomNumberGenerator()
 
     /// How long stopping may take before remaining connections are cut.
     static let stopGraceMs: UInt64 = 1500
+    /// Period of the housekeeping timer: heartbeats, dead-node checks, dialing.
+    static let cronMs: UInt64 = 100
 
     /// The address the node really listens on (`127.0.0.1:40123`).
     public var listeningAddress: String { listener?.boundAddress ?? "" }
+    public var nodeID: NodeID { cluster.me }
 
     public init(_ config: NodeConfiguration) throws {
         cuv_ignore_sigpipe()
         hub = Hub(limits: config.limits)
         logger = config.logger
+        peerQueueBytes = config.peerQueueBytes
+        secret = config.clusterSecret
+        cron = .allocate(capacity: 1)
+        uv_timer_init(loop.raw, cron)
+        let bound: Listener
         do {
-            listener = try Listener(loop: loop, host: config.host, port: config.port) { [unowned self] status in
-                self.accept(status)
-            }
+            bound = try Listener(loop: loop, host: config.host, port: config.port) { _ in }
         } catch {
+            uv_close(cuv_handle(cron), onTimerClosed)
             loop.closeOwnHandles()
             _ = loop.finish()
             throw error
         }
+        var g = SystemRandomNumberGenerator()
+        cluster = Cluster(me: NodeID.random(using: &g), advertise: config.advertise ?? bound.boundAddress, hub: hub,
+                          heartbeatMs: config.heartbeatMs, peerTimeoutMs: config.peerTimeoutMs)
+        listener = bound
+        hub.cluster = cluster
+        cluster.transport = self
+        let loop = self.loop
+        cluster.clock = { (loop.nowMs, wallClockMs()) }
+        listener?.onConnection = { [unowned self] status in self.accept(status) }
+        cron.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        uv_timer_start(cron, onCron, Node.cronMs, Node.cronMs)
+        for peer in config.peers { dialers[peer] = PeerDialer(address: peer) }
         for sig in [SIGINT, SIGTERM] {
             let h = UnsafeMutablePointer<uv_signal_t>.allocate(capacity: 1)
             uv_signal_init(loop.raw, h)
@@ -48,14 +78,20 @@ public final class Node {
 
     /// Serves until stopped. Returns the process exit code.
     public func run() -> Int32 {
-        logger.info("node started", metadata: ["listen": "\(listeningAddress)"])
+        logger.notice("node started", metadata: [
+            "listen": "\(listeningAddress)", "node": "\(cluster.me)", "advertise": "\(cluster.advertise)",
+            "peers": "\(dialers.keys.sorted().joined(separator: ","))"])
+        if secret == nil {
+            logger.warning("no cluster secret: any host that can reach this port can join the cluster (see --cluster-secret-file)")
+        }
+        tick()
         loop.run()
         let rc = loop.finish()
         if rc != 0 {
             logger.error("event loop did not close cleanly", metadata: ["error": "\(uvError(rc))"])
             return 1
         }
-        logger.info("node stopped")
+        logger.notice("node stopped")
         return 0
     }
 
@@ -76,21 +112,105 @@ public final class Node {
             return
         }
         guard let server = listener?.tcp else { return }
+        let conn = Connection(loop: loop, maxQueueBytes: hub.limits.maxQueueBytes)
         nextID += 1
-        guard let c = ClientConnection(node: self, server: server, id: nextID) else { return }
+        let client = ClientHandler(node: self, conn: conn, id: nextID)
+        conn.handler = client
+        guard conn.accept(from: server) else { return }
         let limit = hub.limits.maxConnections
-        if limit > 0 && clients.count >= limit {
+        if limit > 0 && connections.count >= limit {
             logger.warning("connection limit reached", metadata: ["limit": "\(limit)"])
-            c.close(reason: "connection limit")
+            conn.close(reason: "connection limit")
             return
         }
-        clients[ObjectIdentifier(c)] = c
-        c.start()
+        connections[ObjectIdentifier(conn)] = conn
+        client.start()
     }
 
     func forget(_ c: Connection) {
-        clients[ObjectIdentifier(c)] = nil
-        if stopping && clients.isEmpty { closeForceTimer() }
+        connections[ObjectIdentifier(c)] = nil
+        if stopping && connections.isEmpty { closeCron() }
+    }
+
+    // MARK: Peer links
+
+    func newHandshake() -> PeerHandshake {
+        let nonce = (0..<2).map { _ in
+            let hex = String(UInt64.random(in: .min ... .max, using: &rng), radix: 16)
+            return String(repeating: "0", count: 16 - hex.count) + hex
+        }.joined()
+        return PeerHandshake(me: cluster.me, advertise: cluster.advertise, secret: secret, nonce: nonce)
+    }
+
+    /// A handshake completed. Two links to one node (both dialed at once) end as one: the
+    /// one dialed by the node with the smaller id stays, on both ends (SPEC.md §4.1).
+    func linkEstablished(_ link: PeerLink, remote: NodeID, advertise: String) {
+        link.dialer?.node = remote
+        link.dialer?.linkUp()
+        if let existing = links[remote], existing !== link {
+            let iDialSmaller = cluster.me < remote
+            let newIsPreferred = (link.dialer != nil) == iDialSmaller
+            let oldIsPreferred = (existing.dialer != nil) == iDialSmaller
+            if oldIsPreferred || !newIsPreferred {
+                link.send(.error(reason: "duplicate link"))
+                link.conn.closeAfterFlush(reason: "duplicate link", graceMs: 200)
+                return
+            }
+            links[remote] = link
+            existing.send(.error(reason: "duplicate link"))
+            existing.conn.closeAfterFlush(reason: "duplicate link", graceMs: 200)
+            return
+        }
+        links[remote] = link
+        logger.notice("peer link up", metadata: [
+            "peer": "\(remote)", "address": "\(link.address)", "advertise": "\(advertise)",
+            "direction": "\(link.dialer == nil ? "in" : "out")"])
+        cluster.linkUp(remote, advertise: advertise, nowMs: loop.nowMs)
+    }
+
+    func linkClosed(_ link: PeerLink, remote: NodeID) {
+        guard links[remote] === link else { return }
+        links[remote] = nil
+        logger.notice("peer link down", metadata: ["peer": "\(remote)", "reason": "\(link.conn.closeReason)"])
+        cluster.linkDown(remote, nowMs: loop.nowMs)
+    }
+
+    private func dial(_ d: PeerDialer) {
+        let now = loop.nowMs
+        d.attempting(nowMs: now)
+        let (host, port) = splitHostPort(d.address)
+        guard let port, let address = try? resolve(loop: loop, host: host, port: port) else {
+            logger.info("cannot resolve peer address; will retry", metadata: ["peer": "\(d.address)"])
+            return
+        }
+        let conn = Connection(loop: loop, maxQueueBytes: peerQueueBytes)
+        let link = PeerLink(node: self, conn: conn, dialer: d)
+        conn.handler = link
+        d.link = link
+        connections[ObjectIdentifier(conn)] = conn
+        conn.connect(to: address)
+    }
+
+    // MARK: Housekeeping
+
+    fileprivate func tick() {
+        guard !stopping else {
+            if loop.nowMs >= stopDeadlineMs { forceClose() }
+            return
+        }
+        let now = loop.nowMs
+        cluster.tick(nowMs: now)
+        for link in Array(connections.values.compactMap({ $0.handler as? PeerLink })) where link.conn.state == .open {
+            if now > link.lastHeardMs + cluster.peerTimeoutMs {
+                logger.notice("peer link silent too long", metadata: ["peer": "\(link.remote?.text ?? link.address)"])
+                link.conn.close(reason: "peer timeout")
+            }
+        }
+        for d in dialers.values where d.link == nil && now >= d.nextAttemptMs {
+            if let n = d.node, links[n] != nil { d.retryLater(nowMs: now, ms: 1000); continue }
+            if d.address == cluster.advertise { continue }
+            dial(d)
+        }
     }
 
     // MARK: Stopping
@@ -98,33 +218,56 @@ public final class Node {
     fileprivate func stop(signal: Int32) {
         guard !stopping else { return }
         stopping = true
+        stopDeadlineMs = loop.nowMs + Node.stopGraceMs
         logger.notice("stopping", metadata: ["signal": "\(signal == SIGINT ? "SIGINT" : "SIGTERM")",
-                                              "clients": "\(clients.count)"])
+                                              "connections": "\(connections.count)"])
         listener?.close()
         listener = nil
         for h in signals { uv_close(cuv_handle(h), onSignalClosed) }
         signals.removeAll()
         loop.closeOwnHandles()
-        for c in clients.values { c.sayGoodbye() }
-        if !clients.isEmpty {
-            let t = UnsafeMutablePointer<uv_timer_t>.allocate(capacity: 1)
-            uv_timer_init(loop.raw, t)
-            t.pointee.data = Unmanaged.passUnretained(self).toOpaque()
-            uv_timer_start(t, onForceTimer, Node.stopGraceMs, 0)
-            forceTimer = t
+        cluster.leave()
+        for c in connections.values {
+            if let client = c.handler as? ClientHandler { client.sayGoodbye() } else {
+                c.closeAfterFlush(reason: "node stopping", graceMs: 500)
+            }
         }
+        if connections.isEmpty { closeCron() }
     }
 
-    fileprivate func forceClose() {
-        for c in Array(clients.values) { c.close(reason: "node stopping") }
-        closeForceTimer()
+    private func forceClose() {
+        for c in Array(connections.values) { c.close(reason: "node stopping") }
+        closeCron()
     }
 
-    private func closeForceTimer() {
-        guard let t = forceTimer else { return }
-        forceTimer = nil
-        uv_close(cuv_handle(t), onTimerClosed)
+    private func closeCron() {
+        guard !cronClosed else { return }
+        cronClosed = true
+        uv_close(cuv_handle(cron), onTimerClosed)
     }
+}
+
+extension Node: ClusterTransport {
+    public func send(_ line: Payload, to neighbor: NodeID) {
+        links[neighbor]?.conn.send(line, length: line.count)
+    }
+
+    public func learned(node: NodeID, address: String) {
+        guard links[node] == nil, !stopping, address != cluster.advertise else { return }
+        if let d = dialers[address] {
+            if d.node == nil { d.node = node }
+            return
+        }
+        dialers[address] = PeerDialer(address: address, node: node)
+    }
+}
+
+/// "host:port" or "[v6]:port" → (host, port).
+func splitHostPort(_ s: String) -> (String, Int?) {
+    guard let colon = s.lastIndex(of: ":") else { return (s, nil) }
+    var host = String(s[..<colon])
+    if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    return (host, Int(s[s.index(after: colon)...]))
 }
 
 private func onSignal(_ h: UnsafeMutablePointer<uv_signal_t>?, _ signum: Int32) {
@@ -135,8 +278,8 @@ private func onSignalClosed(_ h: UnsafeMutablePointer<uv_handle_t>?) {
     h!.withMemoryRebound(to: uv_signal_t.self, capacity: 1) { $0.deallocate() }
 }
 
-private func onForceTimer(_ t: UnsafeMutablePointer<uv_timer_t>?) {
-    Unmanaged<Node>.fromOpaque(t!.pointee.data).takeUnretainedValue().forceClose()
+private func onCron(_ t: UnsafeMutablePointer<uv_timer_t>?) {
+    Unmanaged<Node>.fromOpaque(t!.pointee.data).takeUnretainedValue().tick()
 }
 
 private func onTimerClosed(_ h: UnsafeMutablePointer<uv_handle_t>?) {

@@ -1,12 +1,24 @@
 import ChatCore
 import Logging
 
-/// What a node is started with: where to listen and its limits (SPEC.md §2).
+/// What a node is started with: where to listen, its limits, and its cluster (SPEC.md §2).
 public struct NodeConfiguration: Sendable {
     public var host: String
     public var port: Int
     public var limits: Limits
     public var logger: Logger
+    /// `--peer HOST:PORT`, repeatable: nodes of the cluster to join.
+    public var peers: [String] = []
+    /// `--advertise HOST:PORT`: the address other nodes dial; default the listen address.
+    public var advertise: String?
+    /// The cluster secret (`--cluster-secret-file`), or nil for an open cluster.
+    public var clusterSecret: [UInt8]?
+    /// `--heartbeat-ms`, 1000.
+    public var heartbeatMs: UInt64 = 1000
+    /// `--peer-timeout-ms`, 3000: a node silent this long is dead.
+    public var peerTimeoutMs: UInt64 = 3000
+    /// `--peer-queue-bytes`, 16 MiB: a peer link's outgoing queue; past it the link is dropped and redialed.
+    public var peerQueueBytes: Int = 16 * 1024 * 1024
 
     public init(host: String = "localhost", port: Int = 8888, limits: Limits = Limits(), logger: Logger) {
         self.host = host

@@ -33,6 +33,18 @@ struct ServerCommand: ParsableCommand {
     var maxHandshakeBytes = Limits().maxHandshakeBytes
     @Option(help: "Connections accepted at once; 0 means no limit but the fd limit.")
     var maxConnections = Limits().maxConnections
+    @Option(name: .customLong("peer"), help: ArgumentHelp("Another node's address (the one its clients use) to join; repeatable.", valueName: "HOST:PORT"))
+    var peers: [String] = []
+    @Option(help: ArgumentHelp("The address other nodes dial to reach this one (default: the listen address).", valueName: "HOST:PORT"))
+    var advertise: String?
+    @Option(help: ArgumentHelp("File holding the shared cluster secret (also TCP_CHAT_CLUSTER_SECRET_FILE).", valueName: "FILE"))
+    var clusterSecretFile: String?
+    @Option(help: "Milliseconds between heartbeats to peers.")
+    var heartbeatMs = 1000
+    @Option(help: "Milliseconds of silence after which a peer node counts as dead.")
+    var peerTimeoutMs = 3000
+    @Option(help: "A peer link's outgoing queue in bytes; past it the link is dropped and redialed.")
+    var peerQueueBytes = 16 * 1024 * 1024
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "notice"
 
@@ -45,6 +57,12 @@ struct ServerCommand: ParsableCommand {
         guard silenceMs >= 1 else { throw ValidationError("--silence-ms must be at least 1") }
         guard maxHandshakeBytes >= 100 else { throw ValidationError("--max-handshake-bytes must be at least 100") }
         guard maxConnections >= 0 else { throw ValidationError("--max-connections must be 0 or more") }
+        for p in peers + (advertise.map { [$0] } ?? []) where !isHostPort(p) {
+            throw ValidationError("'\(p)' is not HOST:PORT (IPv6 as [ADDR]:PORT)")
+        }
+        guard heartbeatMs >= 10 else { throw ValidationError("--heartbeat-ms must be at least 10") }
+        guard peerTimeoutMs > heartbeatMs else { throw ValidationError("--peer-timeout-ms must exceed --heartbeat-ms") }
+        guard peerQueueBytes >= 65536 else { throw ValidationError("--peer-queue-bytes must be at least 65536") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
     }
 
@@ -64,9 +82,18 @@ struct ServerCommand: ParsableCommand {
             return h
         }
         let logger = Logger(label: "tcp_chat")
+        var config = NodeConfiguration(host: address, port: port, limits: limits, logger: logger)
+        config.peers = peers
+        config.advertise = advertise
+        config.heartbeatMs = UInt64(heartbeatMs)
+        config.peerTimeoutMs = UInt64(peerTimeoutMs)
+        config.peerQueueBytes = peerQueueBytes
+        if let file = clusterSecretFile ?? env("TCP_CHAT_CLUSTER_SECRET_FILE") {
+            config.clusterSecret = try readSecret(file)
+        }
         let node: Node
         do {
-            node = try Node(NodeConfiguration(host: address, port: port, limits: limits, logger: logger))
+            node = try Node(config)
         } catch {
             logger.critical("\(error)")
             throw ExitCode(1)
@@ -76,4 +103,36 @@ struct ServerCommand: ParsableCommand {
         let code = node.run()
         if code != 0 { throw ExitCode(code) }
     }
+}
+
+/// HOST:PORT with a numeric port; an IPv6 host in brackets.
+func isHostPort(_ s: String) -> Bool {
+    guard let colon = s.lastIndex(of: ":"), colon > s.startIndex, let port = Int(s[s.index(after: colon)...]),
+          (1...65535).contains(port) else { return false }
+    let host = s[..<colon]
+    return !host.contains(":") || (host.hasPrefix("[") && host.hasSuffix("]"))
+}
+
+func env(_ name: String) -> String? {
+    guard let v = getenv(name) else { return nil }
+    let s = String(cString: v)
+    return s.isEmpty ? nil : s
+}
+
+/// The secret is the file's content without trailing whitespace (SPEC.md §4.1).
+func readSecret(_ path: String) throws -> [UInt8] {
+    guard let f = fopen(path, "rb") else {
+        throw ValidationError("cannot read cluster secret file \(path): \(String(cString: strerror(errno)))")
+    }
+    defer { fclose(f) }
+    var bytes: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = fread(&buf, 1, buf.count, f)
+        if n <= 0 { break }
+        bytes.append(contentsOf: buf[0..<n])
+    }
+    while let last = bytes.last, last == 0x20 || last == 0x09 || last == 0x0A || last == 0x0D { bytes.removeLast() }
+    guard !bytes.isEmpty else { throw ValidationError("cluster secret file \(path) is empty") }
+    return bytes
 }

@@ -4,6 +4,10 @@ import Testing
 /// A SessionSink that records what it is sent, framed per its session.
 final class RecordingSink: SessionSink {
     var received: [String] = []
+    var finished: [Session?] = []
+    var ended = false
+    func loginFinished(_ session: Session?) { finished.append(session) }
+    func endSession() { ended = true }
     func enqueue(_ payload: Payload, length: Int) {
         received.append(String(decoding: UnsafeRawBufferPointer(rebasing: payload.bytes[0..<length]), as: UTF8.self))
     }

@@ -4,39 +4,50 @@ import Logging
 
 /// A client of the chat protocol (SPEC.md §3): cuts its bytes into messages, decides its
 /// framing at the handshake, paces it by the rate limit, and hands every message to the Hub.
+/// A first line that is a peer's HELLO hands the connection over to a `PeerLink`.
 /// Called on the node's loop thread only.
-final class ClientConnection: Connection, SessionSink {
+final class ClientHandler: ConnectionHandler, SessionSink {
     private unowned let node: Node
+    let conn: Connection
     private var framer: MessageFramer
     private var framing = Framing.line
     private var session: Session?
+    /// The handshake named this user and the cluster is settling the name.
+    private var waitingFor: ChatName?
     private var rate: RateLimiter
     /// Reading paused by the rate limit; silence does not count while paused (SPEC.md §3.2).
     private var paused = false
     private var toldRate = false
-    /// When the current arming of the timer means: end of handshake time, a silence, or a resume.
-    private var handshakeDeadline: UInt64
+    /// What the one timer waits for: end of handshake time, a silence, or a resume.
+    private var handshakeDeadline: UInt64?
     private var silenceDeadline: UInt64?
     private var resumeDeadline: UInt64?
     let id: UInt64
     private(set) var address = "?"
 
-    init?(node: Node, server: UnsafeMutablePointer<uv_tcp_t>, id: UInt64) {
+    init(node: Node, conn: Connection, id: UInt64) {
         self.node = node
+        self.conn = conn
         self.id = id
         let limits = node.hub.limits
         framer = MessageFramer(maxBytes: limits.maxHandshakeBytes)
         rate = RateLimiter(rate: limits.rateLimit, nowMs: node.loop.nowMs)
         handshakeDeadline = node.loop.nowMs + limits.handshakeTimeoutMs
-        super.init(loop: node.loop, server: server, maxQueueBytes: limits.maxQueueBytes)
     }
+
+    private var loop: EventLoop { conn.loop }
+    private var state: Connection.State { conn.state }
+    private func send(_ p: Payload, length: Int) { conn.send(p, length: length) }
+    private func closeAfterFlush(reason: String, graceMs: UInt64 = 1000) { conn.closeAfterFlush(reason: reason, graceMs: graceMs) }
+    private func close(reason: String) { conn.close(reason: reason) }
+    private var closeReason: String { conn.closeReason }
 
     var username: String? { session?.username.display }
 
     func start() {
-        address = peerAddress()
+        address = conn.peerAddress()
         node.logger.info("connect", metadata: ["conn": "\(id)", "from": "\(address)"])
-        startReading()
+        conn.startReading()
         rearm()
     }
 
@@ -44,9 +55,23 @@ final class ClientConnection: Connection, SessionSink {
 
     func enqueue(_ payload: Payload, length: Int) { send(payload, length: length) }
 
+    func loginFinished(_ s: Session?) {
+        guard let name = waitingFor else { return }
+        waitingFor = nil
+        accepted(s, name: name)
+        if state == .open && s != nil { process() }
+    }
+
+    func endSession() {
+        node.logger.notice("session ended: name granted elsewhere first", metadata: ["conn": "\(id)", "user": "\(username ?? "-")"])
+        closeAfterFlush(reason: "name lost in a cluster merge")
+    }
+
+    func didConnect(_ status: Int32) {}
+
     // MARK: Input
 
-    override func didRead(_ bytes: UnsafeRawBufferPointer) {
+    func didRead(_ bytes: UnsafeRawBufferPointer) {
         framer.append(bytes)
         process()
     }
@@ -55,7 +80,7 @@ final class ClientConnection: Connection, SessionSink {
     private func process() {
         let limits = node.hub.limits
         silenceDeadline = nil
-        while state == .open {
+        while state == .open && waitingFor == nil {
             if session == nil {
                 guard let frame = framer.next() else { break }
                 handshake(frame, framing: .line)
@@ -70,8 +95,8 @@ final class ClientConnection: Connection, SessionSink {
             deliver(frame)
         }
         guard state == .open else { return }
-        if paused { paused = false; resumeDeadline = nil; startReading() }
-        if framer.hasPartial { silenceDeadline = loop.nowMs + limits.silenceMs }
+        if paused { paused = false; resumeDeadline = nil; conn.startReading() }
+        if framer.hasPartial && waitingFor == nil { silenceDeadline = loop.nowMs + limits.silenceMs }
         rearm()
     }
 
@@ -83,7 +108,7 @@ final class ClientConnection: Connection, SessionSink {
     }
 
     private func pause(for ms: UInt64) {
-        stopReading()
+        conn.stopReading()
         paused = true
         resumeDeadline = loop.nowMs + ms
         silenceDeadline = nil
@@ -94,9 +119,9 @@ final class ClientConnection: Connection, SessionSink {
         rearm()
     }
 
-    override func timerFired() {
+    func timerFired() {
         let now = loop.nowMs
-        if session == nil && now >= handshakeDeadline && silenceDeadline.map({ now < $0 }) ?? true {
+        if let h = handshakeDeadline, now >= h, silenceDeadline.map({ now < $0 }) ?? true {
             // A silence that completes the handshake wins over a timeout in the same turn.
             node.logger.notice("handshake timeout", metadata: ["conn": "\(id)"])
             close(reason: "handshake timeout")
@@ -107,7 +132,7 @@ final class ClientConnection: Connection, SessionSink {
             process()
             return
         }
-        if let s = silenceDeadline, now >= s, !paused {
+        if let s = silenceDeadline, now >= s, !paused, waitingFor == nil {
             silenceDeadline = nil
             if let frame = framer.flushPartial() {
                 if session == nil { handshake(frame, framing: .raw) } else {
@@ -123,12 +148,12 @@ final class ClientConnection: Connection, SessionSink {
     private func rearm() {
         guard state == .open else { return }
         var next = UInt64.max
-        if session == nil { next = handshakeDeadline }
+        if let h = handshakeDeadline { next = h }
         if let s = silenceDeadline { next = min(next, s) }
         if let r = resumeDeadline { next = min(next, r) }
-        if next == .max { cancelTimer(); return }
+        if next == .max { conn.cancelTimer(); return }
         let now = loop.nowMs
-        setTimer(next > now ? next - now : 0)
+        conn.setTimer(next > now ? next - now : 0)
     }
 
     // MARK: Handshake (SPEC.md §3.1)
@@ -141,20 +166,41 @@ final class ClientConnection: Connection, SessionSink {
             return
         }
         switch Handshake.parse(Array(bytes)) {
-        case .malformed, .peer:
+        case .malformed:
             reject(hub.malformed, why: "malformed handshake")
+        case .peer(let line):
+            guard framing == .line else {
+                reject(hub.malformed, why: "peer handshake without a newline")
+                return
+            }
+            handshakeDeadline = nil
+            conn.cancelTimer()
+            let link = PeerLink(node: node, conn: conn, dialer: nil)
+            conn.handler = link
+            link.takeOver(firstLine: line, rest: framer.takeBuffered())
         case .client(let user, let chat):
+            handshakeDeadline = nil
             switch hub.login(username: user, chatID: chat, framing: framing, sink: self) {
             case .accepted(let s):
-                session = s
-                framer.maxBytes = hub.limits.maxMessageBytes
-                node.logger.info("login", metadata: [
-                    "conn": "\(id)", "user": "\(user)", "room": "\(chat)", "framing": "\(framing)"])
+                accepted(s, name: user)
+            case .pending:
+                waitingFor = user
             case .nameTaken:
-                node.logger.info("name taken", metadata: ["conn": "\(id)", "user": "\(user)"])
-                closeAfterFlush(reason: "name taken")
+                accepted(nil, name: user)
             }
         }
+    }
+
+    private func accepted(_ s: Session?, name: ChatName) {
+        guard let s else {
+            node.logger.info("name taken", metadata: ["conn": "\(id)", "user": "\(name)"])
+            closeAfterFlush(reason: "name taken")
+            return
+        }
+        session = s
+        framer.maxBytes = node.hub.limits.maxMessageBytes
+        node.logger.info("login", metadata: [
+            "conn": "\(id)", "user": "\(s.username)", "room": "\(s.chatID)", "framing": "\(s.framing)"])
     }
 
     private func reject(_ reply: Payload, why: String) {
@@ -173,7 +219,7 @@ final class ClientConnection: Connection, SessionSink {
 
     // MARK: Closing
 
-    override func willClose() {
+    func willClose() {
         let level: Logger.Level = closeReason.hasPrefix("slow consumer") ? .notice : .info
         node.logger.log(level: level, "disconnect", metadata: [
             "conn": "\(id)", "user": "\(username ?? "-")", "reason": "\(closeReason)"])
@@ -181,7 +227,8 @@ final class ClientConnection: Connection, SessionSink {
             node.hub.logout(session)
             self.session = nil
         }
+        if let name = waitingFor { node.hub.abandonLogin(username: name, sink: self) }
     }
 
-    override func didClose() { node.forget(self) }
+    func didClose() { node.forget(conn) }
 }

@@ -1,0 +1,323 @@
+/// Where a cluster's bytes go: the runtime's peer links. Called on the node's loop thread only.
+public protocol ClusterTransport: AnyObject {
+    /// Queues one encoded line (with its `\n`) on the link to a direct neighbor.
+    func send(_ line: Payload, to neighbor: NodeID)
+    /// A node and the address it can be dialed at became known: link to it if not linked.
+    func learned(node: NodeID, address: String)
+}
+
+/// One node's view of the cluster and its part in the protocol (SPEC.md §4,
+/// docs/cluster-protocol.md): membership and liveness, flooding with de-duplication,
+/// routing of room messages to the nodes that have members in the room, and the
+/// username claims. No I/O: the runtime hands it lines and link events, and a clock.
+/// Called on the node's loop thread only.
+public final class Cluster {
+    public let me: NodeID
+    public let advertise: String
+    public let heartbeatMs: UInt64
+    public let peerTimeoutMs: UInt64
+    unowned let hub: Hub
+    public unowned(unsafe) var transport: (any ClusterTransport)?
+    /// Monotonic and wall-clock milliseconds, from the runtime (tests pass their own).
+    public var clock: () -> (nowMs: UInt64, wallMs: UInt64) = { (0, 0) }
+
+    /// A remote node this one has heard from within the timeout.
+    public struct RemoteNode: Sendable {
+        public var advertise: String
+        public var neighbors: Set<NodeID> = []
+        public var rooms: Set<String> = []
+        public var lastHeardMs: UInt64
+        /// Highest control sequence number accepted from it (de-duplication).
+        var lastSeq: UInt64 = 0
+        /// Highest chat sequence number accepted per room.
+        var roomSeqs: [String: UInt64] = [:]
+    }
+
+    public private(set) var nodes: [NodeID: RemoteNode] = [:]
+    /// Nodes with a link to this one.
+    public private(set) var neighbors: Set<NodeID> = []
+    public private(set) var registry: ClaimRegistry
+    /// Nodes that said BYE: their incarnation is over; late copies of their messages are ignored.
+    private var departed: Set<NodeID> = []
+    private var hlc = HybridClock()
+    private var controlSeq: UInt64 = 0
+    private var roomSeqs: [String: UInt64] = [:]
+    private var lastHeartbeatMs: UInt64 = 0
+
+    struct PendingClaim {
+        var ts: UInt64
+        var waiting: Set<NodeID>
+        var sentMs: UInt64
+    }
+    private var pending: [String: PendingClaim] = [:]
+    /// How often an unanswered claim is sent again (replies lost with a link).
+    static let claimResendMs: UInt64 = 1000
+
+    public init(me: NodeID, advertise: String, hub: Hub, heartbeatMs: UInt64 = 1000, peerTimeoutMs: UInt64 = 3000) {
+        self.me = me
+        self.advertise = advertise
+        self.hub = hub
+        self.heartbeatMs = heartbeatMs
+        self.peerTimeoutMs = peerTimeoutMs
+        registry = ClaimRegistry(me: me)
+    }
+
+    /// Nodes this one believes alive, itself excluded.
+    public var liveNodes: [NodeID] { Array(nodes.keys) }
+
+    // MARK: Links
+
+    public func linkUp(_ neighbor: NodeID, advertise addr: String, nowMs: UInt64) {
+        neighbors.insert(neighbor)
+        if nodes[neighbor] == nil { nodes[neighbor] = RemoteNode(advertise: addr, lastHeardMs: nowMs) }
+        // The topology changed, and the neighbor (and all behind it) may not know us yet.
+        sendHeartbeat(nowMs: nowMs)
+        sendState()
+    }
+
+    public func linkDown(_ neighbor: NodeID, nowMs: UInt64) {
+        guard neighbors.remove(neighbor) != nil else { return }
+        sendHeartbeat(nowMs: nowMs)
+    }
+
+    // MARK: Input from peers
+
+    /// One line received from a neighbor (without `\n`). Throws on a malformed message:
+    /// the runtime then drops that link.
+    public func receive(line: Substring, from neighbor: NodeID, nowMs: UInt64, wallMs: UInt64) throws {
+        let msg = try PeerMessage.decode(String(line))
+        guard let f = msg.flood else { throw PeerCodecError.malformed("handshake message on an open link") }
+        if f.origin == me || departed.contains(f.origin) { return }
+        var isNew = false
+        if nodes[f.origin] == nil {
+            nodes[f.origin] = RemoteNode(advertise: "", lastHeardMs: nowMs)
+            isNew = true
+        }
+        nodes[f.origin]!.lastHeardMs = nowMs
+        // De-duplicate: with links FIFO, the first copy of each message arrives in the
+        // origin's order, so anything not newer than the last accepted is a copy.
+        if case .chat(_, let room, _, _) = msg {
+            guard f.seq > nodes[f.origin]!.roomSeqs[room, default: 0] else { return }
+            nodes[f.origin]!.roomSeqs[room] = f.seq
+        } else {
+            guard f.seq > nodes[f.origin]!.lastSeq else { return }
+            nodes[f.origin]!.lastSeq = f.seq
+        }
+        let forwardTo = targets(origin: f.origin, from: neighbor, room: msg.chatRoom)
+        if !forwardTo.isEmpty {
+            let payload = Payload.raw(line: line)
+            for q in forwardTo { transport?.send(payload, to: q) }
+        }
+        try apply(msg, f, nowMs: nowMs, wallMs: wallMs)
+        if isNew && nodes[f.origin] != nil {
+            // A node we did not know (a join, or a partition healing): let it learn our state.
+            sendState()
+        }
+    }
+
+    private func apply(_ msg: PeerMessage, _ f: Flood, nowMs: UInt64, wallMs: UInt64) throws {
+        let o = f.origin
+        switch msg {
+        case .hello, .auth, .error:
+            break
+        case let .heartbeat(_, addr, list):
+            nodes[o]?.advertise = addr
+            nodes[o]?.neighbors = Set(list)
+            if !neighbors.contains(o) { transport?.learned(node: o, address: addr) }
+        case let .state(_, rooms, claims):
+            nodes[o]?.rooms = Set(rooms)
+            for c in claims { hlc.observe(c.ts) }
+            let (kicked, refused) = registry.merge(state: claims, of: o)
+            for name in refused { fail(name) }
+            for name in kicked {
+                pending[name] = nil
+                hub.kick(nameKey: name)
+            }
+        case let .room(_, joined, room):
+            if joined { nodes[o]?.rooms.insert(room) } else { nodes[o]?.rooms.remove(room) }
+        case let .claim(_, c):
+            hlc.observe(c.ts)
+            let (yes, lost) = registry.answer(c, from: o)
+            flood(.reply(next(), claimant: o, c, granted: yes))
+            if let lost { failLocal(c.name, ts: lost) }
+        case let .reply(_, claimant, c, granted):
+            guard claimant == me, var p = pending[c.name], p.ts == c.ts else { return }
+            if !granted {
+                failLocal(c.name, ts: c.ts)
+                return
+            }
+            p.waiting.remove(o)
+            pending[c.name] = p
+            if p.waiting.isEmpty { grant(c.name) }
+        case let .release(_, c):
+            registry.release(c, holder: o)
+        case .bye:
+            drop(o, departed: true)
+        case let .chat(_, room, user, text):
+            var t = text
+            let bad: Bool = t.withUTF8 { u in
+                u.count > hub.limits.maxMessageBytes || u.isEmpty || TextCheck.problem(in: UnsafeRawBufferPointer(u)) != nil
+            }
+            if bad { throw PeerCodecError.malformed("chat text refused by the text rules") }
+            hub.deliverRemote(roomKey: room, user: user, text: text)
+        }
+    }
+
+    // MARK: Routing
+
+    /// Neighbors a message from `origin` (received from `from`, nil when it is ours) goes on to.
+    /// A neighbor of the origin got it from the origin itself; a room message goes only towards
+    /// nodes with members in the room, or towards nodes this one cannot reach otherwise.
+    func targets(origin: NodeID, from: NodeID?, room: String?) -> [NodeID] {
+        var out: [NodeID] = []
+        let originNeighbors = origin == me ? [] : (nodes[origin]?.neighbors ?? [])
+        for q in neighbors where q != from && q != origin && !originNeighbors.contains(q) {
+            if let room, !(nodes[q]?.rooms.contains(room) ?? false), !isTransit(q) { continue }
+            out.append(q)
+        }
+        return out
+    }
+
+    /// True when `q` links to a node this one has no link to: traffic may need to pass through it.
+    private func isTransit(_ q: NodeID) -> Bool {
+        guard let n = nodes[q] else { return true }
+        return n.neighbors.contains { $0 != me && !neighbors.contains($0) }
+    }
+
+    // MARK: Output
+
+    private func next() -> Flood {
+        controlSeq += 1
+        return Flood(origin: me, seq: controlSeq)
+    }
+
+    private func flood(_ msg: PeerMessage) {
+        let to = targets(origin: me, from: nil, room: msg.chatRoom)
+        guard !to.isEmpty else { return }
+        let payload = Payload.line(msg.encoded)
+        for q in to { transport?.send(payload, to: q) }
+    }
+
+    private func sendHeartbeat(nowMs: UInt64) {
+        lastHeartbeatMs = nowMs
+        flood(.heartbeat(next(), advertise: advertise, neighbors: neighbors.sorted()))
+    }
+
+    private func sendState() {
+        flood(.state(next(), rooms: hub.rooms.keys.sorted(), claims: registry.ownGranted()))
+    }
+
+    // MARK: Time
+
+    /// Called every heartbeat interval or so: heartbeats, dead nodes, claims to resend.
+    public func tick(nowMs: UInt64) {
+        if nowMs >= lastHeartbeatMs + heartbeatMs { sendHeartbeat(nowMs: nowMs) }
+        for (id, n) in nodes where nowMs > n.lastHeardMs + peerTimeoutMs {
+            drop(id, departed: false)
+        }
+        for (name, p) in pending where nowMs >= p.sentMs + Cluster.claimResendMs {
+            pending[name]?.sentMs = nowMs
+            flood(.claim(next(), NameClaim(name: name, ts: p.ts)))
+        }
+    }
+
+    /// A node died, was cut off, or left: its names are free, its rooms no longer need traffic.
+    private func drop(_ id: NodeID, departed gone: Bool) {
+        nodes[id] = nil
+        if gone { departed.insert(id) }
+        registry.drop(id)
+        for (name, var p) in pending where p.waiting.remove(id) != nil {
+            pending[name] = p
+            if p.waiting.isEmpty { grant(name) }
+        }
+    }
+
+    // MARK: Claims, for the Hub
+
+    public enum ClaimStart: Equatable { case granted, taken, pending }
+
+    /// Starts a claim on a username (its lowercased key) for a local login.
+    public func claim(_ name: String) -> ClaimStart {
+        let (nowMs, wallMs) = clock()
+        let ts = hlc.now(wallMs: wallMs)
+        guard registry.beginLocal(name, ts: ts) else { return .taken }
+        if nodes.isEmpty {
+            registry.grantLocal(name, ts: ts)
+            return .granted
+        }
+        pending[name] = PendingClaim(ts: ts, waiting: Set(nodes.keys), sentMs: nowMs)
+        flood(.claim(next(), NameClaim(name: name, ts: ts)))
+        return .pending
+    }
+
+    /// A local session ended (or a pending login was abandoned): the name is free everywhere.
+    public func release(_ name: String) {
+        pending[name] = nil
+        guard let r = registry.own(name) else { return }
+        registry.release(NameClaim(name: name, ts: r.ts), holder: me)
+        flood(.release(next(), NameClaim(name: name, ts: r.ts)))
+    }
+
+    private func grant(_ name: String) {
+        guard let p = pending.removeValue(forKey: name) else { return }
+        registry.grantLocal(name, ts: p.ts)
+        hub.claimFinished(nameKey: name, granted: true)
+    }
+
+    /// Our claim lost: 403 for the login, and the nodes that recorded it forget it.
+    private func failLocal(_ name: String, ts: UInt64) {
+        registry.release(NameClaim(name: name, ts: ts), holder: me)
+        flood(.release(next(), NameClaim(name: name, ts: ts)))
+        fail(name)
+    }
+
+    private func fail(_ name: String) {
+        guard pending.removeValue(forKey: name) != nil else { return }
+        hub.claimFinished(nameKey: name, granted: false)
+    }
+
+    // MARK: Rooms and messages, for the Hub
+
+    func roomChanged(_ roomKey: String, joined: Bool) {
+        flood(.room(next(), joined: joined, room: roomKey))
+    }
+
+    func relay(roomKey: String, user: String, text: UnsafeRawBufferPointer) {
+        let seq = (roomSeqs[roomKey] ?? 0) + 1
+        roomSeqs[roomKey] = seq
+        let to = targets(origin: me, from: nil, room: roomKey)
+        guard !to.isEmpty else { return }
+        let header = "MSG \(me) \(seq) \(roomKey) \(user) "
+        let payload = Payload.line(prefix: Array(header.utf8), text: text)
+        for q in to { transport?.send(payload, to: q) }
+    }
+
+    /// The node is stopping: tell every node at once rather than let them time out.
+    public func leave() {
+        flood(.bye(next()))
+    }
+}
+
+extension PeerMessage {
+    var flood: Flood? {
+        switch self {
+        case .hello, .auth, .error: return nil
+        case .heartbeat(let f, _, _), .state(let f, _, _), .room(let f, _, _), .claim(let f, _),
+             .reply(let f, _, _, _), .release(let f, _), .bye(let f), .chat(let f, _, _, _):
+            return f
+        }
+    }
+
+    var chatRoom: String? {
+        if case .chat(_, let room, _, _) = self { return room }
+        return nil
+    }
+}
+
+extension Payload {
+    /// A received line forwarded unchanged, with its `\n` back.
+    static func raw(line: Substring) -> Payload {
+        var s = String(line)
+        return s.withUTF8 { u in .line(prefix: [], text: UnsafeRawBufferPointer(u)) }
+    }
+}

@@ -1,0 +1,164 @@
+/// The inter-node line protocol, version 1 (docs/cluster-protocol.md). One message per
+/// `\n`-terminated line; fields separated by one space; a chat message's text is the rest
+/// of the line. Every flooded message carries its origin node and that node's sequence number.
+public enum PeerMessage: Equatable, Sendable {
+    /// Opens a link: `TCPCHAT-PEER/1 HELLO <node> <advertise> <nonce> <open|secret>`.
+    case hello(node: NodeID, advertise: String, nonce: String, secret: Bool)
+    /// Proves the shared secret: `AUTH <hex HMAC-SHA256>`.
+    case auth(proof: String)
+    /// Refuses or ends a link with a reason: `ERROR <text>`.
+    case error(reason: String)
+    /// Flooded: `HB <origin> <seq> <advertise> <neighbors,...|->` — liveness and link state.
+    case heartbeat(Flood, advertise: String, neighbors: [NodeID])
+    /// Flooded: `STATE <origin> <seq> <rooms,...|-> <name:ts,...|->` — the origin's whole state.
+    case state(Flood, rooms: [String], claims: [NameClaim])
+    /// Flooded: `ROOM <origin> <seq> <+|-> <room>` — the origin has (+) or no longer has (-) members in room.
+    case room(Flood, joined: Bool, room: String)
+    /// Flooded: `CLAIM <origin> <seq> <name> <ts>` — the origin asks to grant a username.
+    case claim(Flood, NameClaim)
+    /// Flooded: `REPLY <origin> <seq> <claimant> <name> <ts> <yes|no>` — an answer to a claim.
+    case reply(Flood, claimant: NodeID, NameClaim, granted: Bool)
+    /// Flooded: `RELEASE <origin> <seq> <name> <ts>` — the origin's claim on a name ended.
+    case release(Flood, NameClaim)
+    /// Flooded: `BYE <origin> <seq>` — the origin is shutting down cleanly.
+    case bye(Flood)
+    /// Routed by room: `MSG <origin> <seq> <room> <user> <text>` — seq counts per (origin, room).
+    case chat(Flood, room: String, user: String, text: String)
+
+    public static let version = 1
+    public static let helloPrefix = "TCPCHAT-PEER/1"
+}
+
+/// The header of every flooded message: who first sent it and its place in that node's stream.
+public struct Flood: Equatable, Sendable {
+    public var origin: NodeID
+    public var seq: UInt64
+    public init(origin: NodeID, seq: UInt64) { self.origin = origin; self.seq = seq }
+}
+
+/// A claim on a username: the name (lowercased key) and the claim's HLC timestamp.
+public struct NameClaim: Equatable, Hashable, Sendable {
+    public var name: String
+    public var ts: UInt64
+    public init(name: String, ts: UInt64) { self.name = name; self.ts = ts }
+}
+
+public enum PeerCodecError: Error, Equatable, CustomStringConvertible {
+    case malformed(String)
+    public var description: String {
+        switch self { case .malformed(let why): return "malformed peer message: \(why)" }
+    }
+}
+
+extension PeerMessage {
+    /// The line for this message, without its `\n`.
+    public var encoded: String {
+        switch self {
+        case let .hello(node, advertise, nonce, secret):
+            return "\(PeerMessage.helloPrefix) HELLO \(node) \(advertise) \(nonce) \(secret ? "secret" : "open")"
+        case let .auth(proof): return "AUTH \(proof)"
+        case let .error(reason): return "ERROR \(reason)"
+        case let .heartbeat(f, advertise, neighbors):
+            return "HB \(f.origin) \(f.seq) \(advertise) \(PeerMessage.list(neighbors.map(\.text)))"
+        case let .state(f, rooms, claims):
+            return "STATE \(f.origin) \(f.seq) \(PeerMessage.list(rooms)) \(PeerMessage.list(claims.map { "\($0.name):\($0.ts)" }))"
+        case let .room(f, joined, room): return "ROOM \(f.origin) \(f.seq) \(joined ? "+" : "-") \(room)"
+        case let .claim(f, c): return "CLAIM \(f.origin) \(f.seq) \(c.name) \(c.ts)"
+        case let .reply(f, claimant, c, granted):
+            return "REPLY \(f.origin) \(f.seq) \(claimant) \(c.name) \(c.ts) \(granted ? "yes" : "no")"
+        case let .release(f, c): return "RELEASE \(f.origin) \(f.seq) \(c.name) \(c.ts)"
+        case let .bye(f): return "BYE \(f.origin) \(f.seq)"
+        case let .chat(f, room, user, text): return "MSG \(f.origin) \(f.seq) \(room) \(user) \(text)"
+        }
+    }
+
+    static func list(_ items: [String]) -> String { items.isEmpty ? "-" : items.joined(separator: ",") }
+
+    /// Parses one line (without `\n`). Throws on anything malformed: the link is then dropped.
+    public static func decode(_ line: String) throws -> PeerMessage {
+        let verbEnd = line.firstIndex(of: " ") ?? line.endIndex
+        let verb = line[..<verbEnd]
+        guard let spec = PeerMessage.verbs[String(verb)] else { throw PeerCodecError.malformed("unknown verb \(verb.prefix(32))") }
+        // MSG's last field is free text (may hold spaces); every other field is one token.
+        let rest = verbEnd < line.endIndex ? line[line.index(after: verbEnd)...] : ""
+        let fields = rest.split(separator: " ", maxSplits: spec.fields - 1, omittingEmptySubsequences: false).map(String.init)
+        guard fields.count == spec.fields else { throw PeerCodecError.malformed("\(verb) takes \(spec.fields) fields") }
+        return try spec.parse(Fields(fields))
+    }
+
+    /// The verb table (ngIRCd's parse.c style): field count and parser of each message.
+    static let verbs: [String: (fields: Int, parse: @Sendable (Fields) throws -> PeerMessage)] = [
+        helloPrefix: (5, { f in
+            guard f[0] == "HELLO" else { throw PeerCodecError.malformed("expected HELLO") }
+            guard f[4] == "open" || f[4] == "secret" else { throw PeerCodecError.malformed("auth mode") }
+            guard !f[3].isEmpty, f[3].count <= 128 else { throw PeerCodecError.malformed("nonce") }
+            return .hello(node: try f.node(1), advertise: try f.address(2), nonce: f[3], secret: f[4] == "secret")
+        }),
+        "AUTH": (1, { f in .auth(proof: f[0]) }),
+        "ERROR": (1, { f in .error(reason: f[0]) }),
+        "HB": (4, { f in .heartbeat(try f.flood(), advertise: try f.address(2), neighbors: try f.list(3).map { try Fields.node($0) }) }),
+        "STATE": (4, { f in
+            .state(try f.flood(), rooms: try f.list(2).map { try Fields.name($0, max: Limits.maxChatIDLength) },
+                   claims: try f.list(3).map { item in
+                       guard let colon = item.lastIndex(of: ":") else { throw PeerCodecError.malformed("claim \(item.prefix(40))") }
+                       return NameClaim(name: try Fields.name(String(item[..<colon]), max: Limits.maxUsernameLength),
+                                        ts: try Fields.number(String(item[item.index(after: colon)...])))
+                   })
+        }),
+        "ROOM": (4, { f in
+            guard f[2] == "+" || f[2] == "-" else { throw PeerCodecError.malformed("ROOM sign") }
+            return .room(try f.flood(), joined: f[2] == "+", room: try Fields.name(f[3], max: Limits.maxChatIDLength))
+        }),
+        "CLAIM": (4, { f in .claim(try f.flood(), try f.claim(2)) }),
+        "REPLY": (6, { f in
+            guard f[5] == "yes" || f[5] == "no" else { throw PeerCodecError.malformed("REPLY answer") }
+            return .reply(try f.flood(), claimant: try f.node(2), try f.claim(3), granted: f[5] == "yes")
+        }),
+        "RELEASE": (4, { f in .release(try f.flood(), try f.claim(2)) }),
+        "BYE": (2, { f in .bye(try f.flood()) }),
+        "MSG": (5, { f in
+            .chat(try f.flood(), room: try Fields.name(f[2], max: Limits.maxChatIDLength),
+                  user: try Fields.name(f[3], max: Limits.maxUsernameLength, keepCase: true), text: f[4])
+        }),
+    ]
+}
+
+/// Field accessors that throw `PeerCodecError` on anything out of shape.
+struct Fields: Sendable {
+    let items: [String]
+    init(_ items: [String]) { self.items = items }
+    subscript(i: Int) -> String { items[i] }
+
+    func flood() throws -> Flood { Flood(origin: try node(0), seq: try Fields.number(items[1])) }
+    func node(_ i: Int) throws -> NodeID { try Fields.node(items[i]) }
+    func claim(_ i: Int) throws -> NameClaim {
+        NameClaim(name: try Fields.name(items[i], max: Limits.maxUsernameLength), ts: try Fields.number(items[i + 1]))
+    }
+    func list(_ i: Int) throws -> [String] {
+        if items[i] == "-" { return [] }
+        let parts = items[i].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        guard !parts.contains(where: \.isEmpty) else { throw PeerCodecError.malformed("empty list item") }
+        return parts
+    }
+    func address(_ i: Int) throws -> String {
+        let a = items[i]
+        guard let colon = a.lastIndex(of: ":"), a.startIndex < colon, UInt16(a[a.index(after: colon)...]) != nil, a.count <= 300
+        else { throw PeerCodecError.malformed("address \(a.prefix(40))") }
+        return a
+    }
+    static func node(_ s: String) throws -> NodeID {
+        guard let id = NodeID(s) else { throw PeerCodecError.malformed("node id \(s.prefix(40))") }
+        return id
+    }
+    static func number(_ s: String) throws -> UInt64 {
+        guard let n = UInt64(s) else { throw PeerCodecError.malformed("number \(s.prefix(40))") }
+        return n
+    }
+    /// A username or chat id. Keys travel lowercased; a chat message's user keeps its case for display.
+    static func name(_ s: String, max: Int, keepCase: Bool = false) throws -> String {
+        guard let n = ChatName(s, maxLength: max), keepCase || n.key == s else {
+            throw PeerCodecError.malformed("name \(s.prefix(70))")
+        }
+        return s
+    }
+}
