@@ -283,6 +283,7 @@ public final class Cluster {
     }
 
     func relay(roomKey: String, user: String, text: UnsafeRawBufferPointer) {
+        guard !neighbors.isEmpty else { return }  // a lone node: no work on the hot path
         let seq = (roomSeqs[roomKey] ?? 0) + 1
         roomSeqs[roomKey] = seq
         let to = targets(origin: me, from: nil, room: roomKey)
