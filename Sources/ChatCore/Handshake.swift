@@ -4,6 +4,8 @@ public enum Handshake: Equatable, Sendable {
     /// A peer link's opening line (docs/protocol.md, "Peer links"). It contains a space,
     /// which no client handshake can, so the two never collide.
     case peer(line: String)
+    /// `TCPCHAT-STATUS/1`: a `tcp_chat status` request (docs/operations.md).
+    case status
     case malformed
 
     /// The prefix every peer handshake starts with.
@@ -14,6 +16,7 @@ public enum Handshake: Equatable, Sendable {
         if bytes.starts(with: peerPrefix) {
             return .peer(line: String(decoding: bytes, as: UTF8.self))
         }
+        if bytes.elementsEqual(StatusAccess.requestLine.utf8) { return .status }
         guard let sep = bytes.firstIndex(of: UInt8(ascii: "_")) else { return .malformed }
         let user = bytes[bytes.startIndex..<sep]
         let chat = bytes[(sep + 1)..<bytes.endIndex]

@@ -32,10 +32,21 @@ public final class Hub {
     public let rateLimited: Payload
     let nameLost = Payload.line(Notice.nameLost)
 
+    /// Counters for metrics and status; plain integers, the loop is single-threaded.
     public struct Stats: Sendable {
+        /// Messages accepted from local members.
         public var messagesIn = 0
+        /// Messages accepted from other nodes.
+        public var messagesFromPeers = 0
+        /// Copies handed to local members (fan-out).
         public var deliveries = 0
-        public var refused = 0
+        public var refusedTooLong = 0
+        public var refusedInvalidUTF8 = 0
+        public var refusedControl = 0
+        public var logins = 0
+        public var loginsRefused = 0
+        public var kicked = 0
+        public var refused: Int { refusedTooLong + refusedInvalidUTF8 + refusedControl }
     }
 
     public enum LoginResult {
@@ -62,11 +73,13 @@ public final class Hub {
     public func login(username: ChatName, chatID: ChatName, framing: Framing, sink: any SessionSink) -> LoginResult {
         let key = username.key
         if sessions[key] != nil || pendingLogins[key] != nil {
+            stats.loginsRefused += 1
             sink.enqueue(nameTaken, length: nameTaken.length(for: framing))
             return .nameTaken
         }
         switch cluster?.claim(key) ?? .granted {
         case .taken:
+            stats.loginsRefused += 1
             sink.enqueue(nameTaken, length: nameTaken.length(for: framing))
             return .nameTaken
         case .pending:
@@ -83,6 +96,7 @@ public final class Hub {
         if granted {
             p.sink.loginFinished(admit(username: p.username, chatID: p.chatID, framing: p.framing, sink: p.sink))
         } else {
+            stats.loginsRefused += 1
             p.sink.enqueue(nameTaken, length: nameTaken.length(for: p.framing))
             p.sink.loginFinished(nil)
         }
@@ -98,6 +112,7 @@ public final class Hub {
     /// Joins (or creates) the room and sends `200`.
     private func admit(username: ChatName, chatID: ChatName, framing: Framing, sink: any SessionSink) -> Session {
         let session = Session(username: username, chatID: chatID, framing: framing, sink: sink)
+        stats.logins += 1
         sessions[username.key] = session
         let room: Room
         if let r = rooms[chatID.key] { room = r } else {
@@ -114,6 +129,7 @@ public final class Hub {
     public func receive(_ frame: Frame, from session: Session) -> InputResult {
         switch frame {
         case .tooLong:
+            stats.refusedTooLong += 1
             refuse(session, tooLong)
             return .ok
         case .message(let bytes):
@@ -125,10 +141,10 @@ public final class Hub {
 
     /// Validates and relays a non-empty message's text to the sender's room.
     public func say(_ text: UnsafeRawBufferPointer, from session: Session) -> InputResult {
-        if text.count > limits.maxMessageBytes { refuse(session, tooLong); return .ok }
+        if text.count > limits.maxMessageBytes { stats.refusedTooLong += 1; refuse(session, tooLong); return .ok }
         switch TextCheck.problem(in: text) {
-        case .invalidUTF8?: refuse(session, invalidUTF8); return .ok
-        case .controlCharacter?: refuse(session, controlCharacter); return .ok
+        case .invalidUTF8?: stats.refusedInvalidUTF8 += 1; refuse(session, invalidUTF8); return .ok
+        case .controlCharacter?: stats.refusedControl += 1; refuse(session, controlCharacter); return .ok
         case nil: break
         }
         guard let room = session.room else { return .ok }
@@ -142,6 +158,7 @@ public final class Hub {
 
     /// A message from a member on another node, for this node's members of the room.
     func deliverRemote(roomKey: String, user: String, text: String) {
+        stats.messagesFromPeers += 1
         guard let room = rooms[roomKey] else { return }
         var t = text
         let payload = t.withUTF8 { Payload.line(prefix: Array((user + " - ").utf8), text: UnsafeRawBufferPointer($0)) }
@@ -152,6 +169,7 @@ public final class Hub {
     /// The name went to an earlier claim on another node: the notice, then the session ends.
     func kick(nameKey: String) {
         guard let s = sessions[nameKey] else { return }
+        stats.kicked += 1
         s.send(nameLost)
         s.sink.endSession()
     }
@@ -171,7 +189,6 @@ public final class Hub {
     }
 
     private func refuse(_ session: Session, _ notice: Payload) {
-        stats.refused += 1
         session.send(notice)
     }
 }

@@ -108,6 +108,7 @@ final class ClientHandler: ConnectionHandler, SessionSink {
     }
 
     private func pause(for ms: UInt64) {
+        loop.stats.rateLimitPauses += 1
         conn.stopReading()
         paused = true
         resumeDeadline = loop.nowMs + ms
@@ -123,6 +124,7 @@ final class ClientHandler: ConnectionHandler, SessionSink {
         let now = loop.nowMs
         if let h = handshakeDeadline, now >= h, silenceDeadline.map({ now < $0 }) ?? true {
             // A silence that completes the handshake wins over a timeout in the same turn.
+            loop.stats.handshakeTimeouts += 1
             node.logger.notice("handshake timeout", metadata: ["conn": "\(id)"])
             close(reason: "handshake timeout")
             return
@@ -178,6 +180,12 @@ final class ClientHandler: ConnectionHandler, SessionSink {
             let link = PeerLink(node: node, conn: conn, dialer: nil)
             conn.handler = link
             link.takeOver(firstLine: line, rest: framer.takeBuffered())
+        case .status:
+            handshakeDeadline = nil
+            conn.cancelTimer()
+            let status = StatusHandler(node: node, conn: conn)
+            conn.handler = status
+            status.start(rest: framer.takeBuffered())
         case .client(let user, let chat):
             handshakeDeadline = nil
             switch hub.login(username: user, chatID: chat, framing: framing, sink: self) {
@@ -204,6 +212,7 @@ final class ClientHandler: ConnectionHandler, SessionSink {
     }
 
     private func reject(_ reply: Payload, why: String) {
+        loop.stats.handshakeFailures += 1
         node.logger.notice("\(why)", metadata: ["conn": "\(id)"])
         send(reply, length: reply.length(for: framing))
         closeAfterFlush(reason: why)

@@ -140,6 +140,7 @@ final class Connection {
     fileprivate func handleRead(_ nread: Int) {
         if nread > 0 {
             if state == .lingering { return }  // discarded: the connection is on its way out
+            loop.stats.bytesIn += nread
             handler?.didRead(UnsafeRawBufferPointer(start: loop.readBuffer, count: nread))
         } else if nread < 0 {
             if state == .lingering { close(); return }
@@ -180,6 +181,7 @@ final class Connection {
         if queuedBytes > maxQueueBytes {
             closeRequested = true
             closeReason = "slow consumer: outgoing queue over \(maxQueueBytes) bytes"
+            loop.stats.slowConsumerDrops += 1
             queue.removeAll()
             queuedBytes = 0
         }
@@ -210,6 +212,7 @@ final class Connection {
             bytes += len
         }
         queuedBytes -= bytes
+        loop.stats.bytesOut += bytes
                 let rc = uv_write(writeReq, cuv_stream(tcp), bufs, UInt32(n), onWrite)
         if rc != 0 {
             inflight.removeAll(keepingCapacity: true)

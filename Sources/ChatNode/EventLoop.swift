@@ -11,6 +11,8 @@ final class EventLoop {
     /// Connections with queued output or a pending close, handled once per loop turn.
     private var pending: [Connection] = []
     private let prepare: UnsafeMutablePointer<uv_prepare_t>
+    /// Counters of the runtime, for metrics and status.
+    var stats = RuntimeStats()
     private var prepareClosed = false
 
     init() {
@@ -83,4 +85,17 @@ func onAlloc(_ h: UnsafeMutablePointer<uv_handle_t>?, _ suggested: Int, _ buf: U
 /// libuv's error name and message, for logs.
 func uvError(_ code: Int32) -> String {
     "\(String(cString: uv_err_name(code))): \(String(cString: uv_strerror(code)))"
+}
+
+/// What the runtime counts (the Hub and Cluster count the rest). Plain integers: one thread.
+struct RuntimeStats {
+    var bytesIn = 0
+    var bytesOut = 0
+    var accepted = 0
+    var acceptErrors = 0
+    var slowConsumerDrops = 0
+    var rateLimitPauses = 0
+    var handshakeFailures = 0
+    var handshakeTimeouts = 0
+    var peerProtocolErrors = 0
 }

@@ -12,13 +12,13 @@ public final class Node {
     let cluster: Cluster
     let logger: Logger
     let peerQueueBytes: Int
-    private let secret: [UInt8]?
+    let secret: [UInt8]?
     private var listener: Listener?
-    private var connections: [ObjectIdentifier: Connection] = [:]
+    private(set) var connections: [ObjectIdentifier: Connection] = [:]
     /// Established peer links, one per neighbor node.
-    private var links: [NodeID: PeerLink] = [:]
+    private(set) var links: [NodeID: PeerLink] = [:]
     /// Addresses kept dialed, by address text.
-    private var dialers: [String: PeerDialer] = [:]
+    private(set) var dialers: [String: PeerDialer] = [:]
     private var nextID: UInt64 = 0
     private var signals: [UnsafeMutablePointer<uv_signal_t>] = []
     private let cron: UnsafeMutablePointer<uv_timer_t>
@@ -28,6 +28,10 @@ public final class Node {
     private var lastAcceptErrorMs: UInt64 = 0
     private var acceptErrors = 0
     private var rng = SystemRandomNumberGenerator()
+    let startedMs: UInt64
+    /// Prometheus metrics, when `--metrics` is given.
+    private(set) var metrics: NodeMetrics?
+    private var metricsListener: Listener?
 
     /// How long stopping may take before remaining connections are cut.
     static let stopGraceMs: UInt64 = 1500
@@ -46,6 +50,7 @@ public final class Node {
         secret = config.clusterSecret
         cron = .allocate(capacity: 1)
         uv_timer_init(loop.raw, cron)
+        startedMs = loop.nowMs
         let bound: Listener
         do {
             bound = try Listener(loop: loop, host: config.host, port: config.port) { _ in }
@@ -63,10 +68,28 @@ public final class Node {
         cluster.transport = self
         let loop = self.loop
         cluster.clock = { (loop.nowMs, wallClockMs()) }
+        cluster.preciseNowUs = { uv_hrtime() / 1000 }
         listener?.onConnection = { [unowned self] status in self.accept(status) }
         cron.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         uv_timer_start(cron, onCron, Node.cronMs, Node.cronMs)
         for peer in config.peers { dialers[peer] = PeerDialer(address: peer) }
+        if let m = config.metricsAddress {
+            let (host, port) = splitHostPort(m)
+            let metrics = NodeMetrics()
+            self.metrics = metrics
+            cluster.onClaimSettled = { us in metrics.claimLatency.record(Double(us) / 1_000_000) }
+            do {
+                metricsListener = try Listener(loop: loop, host: host, port: port ?? 0) { [unowned self] status in
+                    self.acceptMetrics(status)
+                }
+            } catch {
+                listener?.close()
+                uv_close(cuv_handle(cron), onTimerClosed)
+                loop.closeOwnHandles()
+                _ = loop.finish()
+                throw error
+            }
+        }
         for sig in [SIGINT, SIGTERM] {
             let h = UnsafeMutablePointer<uv_signal_t>.allocate(capacity: 1)
             uv_signal_init(loop.raw, h)
@@ -80,7 +103,7 @@ public final class Node {
     public func run() -> Int32 {
         logger.notice("node started", metadata: [
             "listen": "\(listeningAddress)", "node": "\(cluster.me)", "advertise": "\(cluster.advertise)",
-            "peers": "\(dialers.keys.sorted().joined(separator: ","))"])
+            "peers": "\(dialers.keys.sorted().joined(separator: ","))", "metrics": "\(metricsAddress ?? "-")"])
         if secret == nil {
             logger.warning("no cluster secret: any host that can reach this port can join the cluster (see --cluster-secret-file)")
         }
@@ -102,6 +125,7 @@ public final class Node {
             // EMFILE and friends: libuv's spare-fd trick already shed the pending
             // connection, so nothing spins; log at most once a second.
             acceptErrors += 1
+            loop.stats.acceptErrors += 1
             let now = loop.nowMs
             if now - lastAcceptErrorMs >= 1000 || lastAcceptErrorMs == 0 {
                 logger.warning("cannot accept connections", metadata: [
@@ -117,6 +141,7 @@ public final class Node {
         let client = ClientHandler(node: self, conn: conn, id: nextID)
         conn.handler = client
         guard conn.accept(from: server) else { return }
+        loop.stats.accepted += 1
         let limit = hub.limits.maxConnections
         if limit > 0 && connections.count >= limit {
             logger.warning("connection limit reached", metadata: ["limit": "\(limit)"])
@@ -127,6 +152,19 @@ public final class Node {
         client.start()
     }
 
+    /// The address metrics are served on, when `--metrics` is given.
+    public var metricsAddress: String? { metricsListener?.boundAddress }
+
+    private func acceptMetrics(_ status: Int32) {
+        guard status == 0, let server = metricsListener?.tcp else { return }
+        let conn = Connection(loop: loop, maxQueueBytes: 16 * 1024 * 1024)
+        let h = MetricsHandler(node: self, conn: conn)
+        conn.handler = h
+        guard conn.accept(from: server) else { return }
+        connections[ObjectIdentifier(conn)] = conn
+        h.start()
+    }
+
     func forget(_ c: Connection) {
         connections[ObjectIdentifier(c)] = nil
         if stopping && connections.isEmpty { closeCron() }
@@ -134,12 +172,16 @@ public final class Node {
 
     // MARK: Peer links
 
-    func newHandshake() -> PeerHandshake {
-        let nonce = (0..<2).map { _ in
+    /// 32 random hex digits, fresh for each handshake.
+    func newNonce() -> String {
+        (0..<2).map { _ in
             let hex = String(UInt64.random(in: .min ... .max, using: &rng), radix: 16)
             return String(repeating: "0", count: 16 - hex.count) + hex
         }.joined()
-        return PeerHandshake(me: cluster.me, advertise: cluster.advertise, secret: secret, nonce: nonce)
+    }
+
+    func newHandshake() -> PeerHandshake {
+        PeerHandshake(me: cluster.me, advertise: cluster.advertise, secret: secret, nonce: newNonce())
     }
 
     /// A handshake completed. Two links to one node (both dialed at once) end as one: the
@@ -223,6 +265,8 @@ public final class Node {
                                               "connections": "\(connections.count)"])
         listener?.close()
         listener = nil
+        metricsListener?.close()
+        metricsListener = nil
         for h in signals { uv_close(cuv_handle(h), onSignalClosed) }
         signals.removeAll()
         loop.closeOwnHandles()

@@ -19,6 +19,8 @@ public struct NodeConfiguration: Sendable {
     public var peerTimeoutMs: UInt64 = 3000
     /// `--peer-queue-bytes`, 16 MiB: a peer link's outgoing queue; past it the link is dropped and redialed.
     public var peerQueueBytes: Int = 16 * 1024 * 1024
+    /// `--metrics HOST:PORT`: where Prometheus metrics are served; nil for none.
+    public var metricsAddress: String?
 
     public init(host: String = "localhost", port: Int = 8888, limits: Limits = Limits(), logger: Logger) {
         self.host = host

@@ -99,6 +99,7 @@ final class PeerLink: ConnectionHandler {
 
     /// A protocol error: tell the peer why, log it, drop the link (it will be redialed).
     private func refuse(_ reason: String) {
+        conn.loop.stats.peerProtocolErrors += 1
         log.notice("peer link dropped: protocol error", metadata: [
             "peer": "\(remote?.text ?? address)", "reason": "\(reason)"])
         send(.error(reason: String(reason.prefix(200))))

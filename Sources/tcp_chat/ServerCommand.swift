@@ -12,7 +12,11 @@ struct ServerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "server",
         abstract: "Run a chat node.",
-        discussion: "Prints `listening on HOST:PORT` on stdout once it accepts connections. SIGINT/SIGTERM stop it cleanly."
+        discussion: """
+            Prints `listening on HOST:PORT` on stdout once it accepts connections. SIGINT/SIGTERM stop it cleanly. \
+            Every option can also come from the environment: --foo-bar from TCP_CHAT_FOO_BAR (--peer from \
+            TCP_CHAT_PEER, comma-separated); the command line wins.
+            """
     )
 
     @Option(name: [.short, .customLong("address"), .customLong("adress")], help: "Address to listen on (name, IPv4 or IPv6).")
@@ -45,6 +49,8 @@ struct ServerCommand: ParsableCommand {
     var peerTimeoutMs = 3000
     @Option(help: "A peer link's outgoing queue in bytes; past it the link is dropped and redialed.")
     var peerQueueBytes = 16 * 1024 * 1024
+    @Option(help: ArgumentHelp("Serve Prometheus metrics on GET /metrics (and GET /healthz) at this address.", valueName: "HOST:PORT"))
+    var metrics: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "notice"
 
@@ -57,8 +63,11 @@ struct ServerCommand: ParsableCommand {
         guard silenceMs >= 1 else { throw ValidationError("--silence-ms must be at least 1") }
         guard maxHandshakeBytes >= 100 else { throw ValidationError("--max-handshake-bytes must be at least 100") }
         guard maxConnections >= 0 else { throw ValidationError("--max-connections must be 0 or more") }
-        for p in peers + (advertise.map { [$0] } ?? []) where !isHostPort(p) {
+        for p in peers + [advertise].compactMap({ $0 }) where !isHostPort(p) {
             throw ValidationError("'\(p)' is not HOST:PORT (IPv6 as [ADDR]:PORT)")
+        }
+        if let m = metrics, !isHostPort(m, allowPortZero: true) {
+            throw ValidationError("--metrics '\(m)' is not HOST:PORT (port 0 picks a free one)")
         }
         guard heartbeatMs >= 10 else { throw ValidationError("--heartbeat-ms must be at least 10") }
         guard peerTimeoutMs > heartbeatMs else { throw ValidationError("--peer-timeout-ms must exceed --heartbeat-ms") }
@@ -88,7 +97,8 @@ struct ServerCommand: ParsableCommand {
         config.heartbeatMs = UInt64(heartbeatMs)
         config.peerTimeoutMs = UInt64(peerTimeoutMs)
         config.peerQueueBytes = peerQueueBytes
-        if let file = clusterSecretFile ?? env("TCP_CHAT_CLUSTER_SECRET_FILE") {
+        config.metricsAddress = metrics
+        if let file = clusterSecretFile {
             config.clusterSecret = try readSecret(file)
         }
         let node: Node
@@ -99,6 +109,7 @@ struct ServerCommand: ParsableCommand {
             throw ExitCode(1)
         }
         print("listening on \(node.listeningAddress)")
+        if let m = node.metricsAddress { print("metrics on \(m)") }
         fflush(nil)  // tests and scripts wait for this line
         let code = node.run()
         if code != 0 { throw ExitCode(code) }
@@ -106,17 +117,11 @@ struct ServerCommand: ParsableCommand {
 }
 
 /// HOST:PORT with a numeric port; an IPv6 host in brackets.
-func isHostPort(_ s: String) -> Bool {
+func isHostPort(_ s: String, allowPortZero: Bool = false) -> Bool {
     guard let colon = s.lastIndex(of: ":"), colon > s.startIndex, let port = Int(s[s.index(after: colon)...]),
-          (1...65535).contains(port) else { return false }
+          ((allowPortZero ? 0 : 1)...65535).contains(port) else { return false }
     let host = s[..<colon]
     return !host.contains(":") || (host.hasPrefix("[") && host.hasSuffix("]"))
-}
-
-func env(_ name: String) -> String? {
-    guard let v = getenv(name) else { return nil }
-    let s = String(cString: v)
-    return s.isEmpty ? nil : s
 }
 
 /// The secret is the file's content without trailing whitespace (SPEC.md §4.1).

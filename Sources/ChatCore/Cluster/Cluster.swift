@@ -26,6 +26,9 @@ public final class Cluster {
         public var advertise: String
         public var neighbors: Set<NodeID> = []
         public var rooms: Set<String> = []
+        /// Its sessions and members per room, from its latest LOAD (for status).
+        public var sessions = 0
+        public var roomMembers: [String: Int] = [:]
         public var lastHeardMs: UInt64
         /// Highest control sequence number accepted from it (de-duplication).
         var lastSeq: UInt64 = 0
@@ -48,7 +51,16 @@ public final class Cluster {
         var ts: UInt64
         var waiting: Set<NodeID>
         var sentMs: UInt64
+        let startedUs: UInt64
     }
+    /// Called with the microseconds each claim that asked the cluster took to settle (metrics).
+    public var onClaimSettled: ((UInt64) -> Void)?
+    /// A precise monotonic clock in microseconds, for claim latency.
+    public var preciseNowUs: () -> UInt64 = { 0 }
+    private var lastLoad = ""
+    private var lastLoadMs: UInt64 = 0
+    /// How often member counts are shared, when they changed.
+    static let loadEveryMs: UInt64 = 2000
     private var pending: [String: PendingClaim] = [:]
     /// How often an unanswered claim is sent again (replies lost with a link).
     static let claimResendMs: UInt64 = 1000
@@ -73,6 +85,8 @@ public final class Cluster {
         // The topology changed, and the neighbor (and all behind it) may not know us yet.
         sendHeartbeat(nowMs: nowMs)
         sendState()
+        lastLoad = ""
+        lastLoadMs = 0
     }
 
     public func linkDown(_ neighbor: NodeID, nowMs: UInt64) {
@@ -153,6 +167,9 @@ public final class Cluster {
             registry.release(c, holder: o)
         case .bye:
             drop(o, departed: true)
+        case let .load(_, sessions, rooms):
+            nodes[o]?.sessions = sessions
+            nodes[o]?.roomMembers = Dictionary(rooms.map { ($0.room, $0.members) }, uniquingKeysWith: max)
         case let .chat(_, room, user, text):
             var t = text
             let bad: Bool = t.withUTF8 { u in
@@ -207,6 +224,16 @@ public final class Cluster {
         flood(.state(next(), rooms: hub.rooms.keys.sorted(), claims: registry.ownGranted()))
     }
 
+    private func sendLoad(nowMs: UInt64) {
+        lastLoadMs = nowMs
+        let rooms = hub.rooms.map { RoomCount(room: $0.key, members: $0.value.members.count) }.sorted { $0.room < $1.room }
+        let msg = PeerMessage.load(Flood(origin: me, seq: 0), sessions: hub.sessions.count, rooms: rooms)
+        let text = msg.encoded
+        guard text != lastLoad else { return }
+        lastLoad = text
+        flood(.load(next(), sessions: hub.sessions.count, rooms: rooms))
+    }
+
     // MARK: Time
 
     /// Called every heartbeat interval or so: heartbeats, dead nodes, claims to resend.
@@ -215,6 +242,7 @@ public final class Cluster {
         for (id, n) in nodes where nowMs > n.lastHeardMs + peerTimeoutMs {
             drop(id, departed: false)
         }
+        if nowMs >= lastLoadMs + Cluster.loadEveryMs && !neighbors.isEmpty { sendLoad(nowMs: nowMs) }
         for (name, p) in pending where nowMs >= p.sentMs + Cluster.claimResendMs {
             pending[name]?.sentMs = nowMs
             flood(.claim(next(), NameClaim(name: name, ts: p.ts)))
@@ -245,7 +273,7 @@ public final class Cluster {
             registry.grantLocal(name, ts: ts)
             return .granted
         }
-        pending[name] = PendingClaim(ts: ts, waiting: Set(nodes.keys), sentMs: nowMs)
+        pending[name] = PendingClaim(ts: ts, waiting: Set(nodes.keys), sentMs: nowMs, startedUs: preciseNowUs())
         flood(.claim(next(), NameClaim(name: name, ts: ts)))
         return .pending
     }
@@ -258,8 +286,14 @@ public final class Cluster {
         flood(.release(next(), NameClaim(name: name, ts: r.ts)))
     }
 
+    private func settled(_ p: PendingClaim) {
+        let now = preciseNowUs()
+        onClaimSettled?(now >= p.startedUs ? now - p.startedUs : 0)
+    }
+
     private func grant(_ name: String) {
         guard let p = pending.removeValue(forKey: name) else { return }
+        settled(p)
         registry.grantLocal(name, ts: p.ts)
         hub.claimFinished(nameKey: name, granted: true)
     }
@@ -272,7 +306,8 @@ public final class Cluster {
     }
 
     private func fail(_ name: String) {
-        guard pending.removeValue(forKey: name) != nil else { return }
+        guard let p = pending.removeValue(forKey: name) else { return }
+        settled(p)
         hub.claimFinished(nameKey: name, granted: false)
     }
 
@@ -304,7 +339,7 @@ extension PeerMessage {
         switch self {
         case .hello, .auth, .error: return nil
         case .heartbeat(let f, _, _), .state(let f, _, _), .room(let f, _, _), .claim(let f, _),
-             .reply(let f, _, _, _), .release(let f, _), .bye(let f), .chat(let f, _, _, _):
+             .reply(let f, _, _, _), .release(let f, _), .bye(let f), .chat(let f, _, _, _), .load(let f, _, _):
             return f
         }
     }

@@ -22,6 +22,8 @@ public enum PeerMessage: Equatable, Sendable {
     case release(Flood, NameClaim)
     /// Flooded: `BYE <origin> <seq>` — the origin is shutting down cleanly.
     case bye(Flood)
+    /// Flooded: `LOAD <origin> <seq> <sessions> <room:members,...|->` — the origin's member counts, for status.
+    case load(Flood, sessions: Int, rooms: [RoomCount])
     /// Routed by room: `MSG <origin> <seq> <room> <user> <text>` — seq counts per (origin, room).
     case chat(Flood, room: String, user: String, text: String)
 
@@ -34,6 +36,13 @@ public struct Flood: Equatable, Sendable {
     public var origin: NodeID
     public var seq: UInt64
     public init(origin: NodeID, seq: UInt64) { self.origin = origin; self.seq = seq }
+}
+
+/// A room and how many members a node has in it.
+public struct RoomCount: Equatable, Hashable, Sendable {
+    public var room: String
+    public var members: Int
+    public init(room: String, members: Int) { self.room = room; self.members = members }
 }
 
 /// A claim on a username: the name (lowercased key) and the claim's HLC timestamp.
@@ -68,6 +77,8 @@ extension PeerMessage {
             return "REPLY \(f.origin) \(f.seq) \(claimant) \(c.name) \(c.ts) \(granted ? "yes" : "no")"
         case let .release(f, c): return "RELEASE \(f.origin) \(f.seq) \(c.name) \(c.ts)"
         case let .bye(f): return "BYE \(f.origin) \(f.seq)"
+        case let .load(f, sessions, rooms):
+            return "LOAD \(f.origin) \(f.seq) \(sessions) \(PeerMessage.list(rooms.map { "\($0.room):\($0.members)" }))"
         case let .chat(f, room, user, text): return "MSG \(f.origin) \(f.seq) \(room) \(user) \(text)"
         }
     }
@@ -116,6 +127,13 @@ extension PeerMessage {
         }),
         "RELEASE": (4, { f in .release(try f.flood(), try f.claim(2)) }),
         "BYE": (2, { f in .bye(try f.flood()) }),
+        "LOAD": (4, { f in
+            .load(try f.flood(), sessions: Int(try Fields.number(f[2])), rooms: try f.list(3).map { item in
+                guard let colon = item.lastIndex(of: ":") else { throw PeerCodecError.malformed("room count \(item.prefix(40))") }
+                return RoomCount(room: try Fields.name(String(item[..<colon]), max: Limits.maxChatIDLength),
+                                 members: Int(try Fields.number(String(item[item.index(after: colon)...]))))
+            })
+        }),
         "MSG": (5, { f in
             .chat(try f.flood(), room: try Fields.name(f[2], max: Limits.maxChatIDLength),
                   user: try Fields.name(f[3], max: Limits.maxUsernameLength, keepCase: true), text: f[4])
@@ -151,7 +169,7 @@ struct Fields: Sendable {
         return id
     }
     static func number(_ s: String) throws -> UInt64 {
-        guard let n = UInt64(s) else { throw PeerCodecError.malformed("number \(s.prefix(40))") }
+        guard let n = UInt64(s), n <= UInt64(Int64.max) else { throw PeerCodecError.malformed("number \(s.prefix(40))") }
         return n
     }
     /// A username or chat id. Keys travel lowercased; a chat message's user keeps its case for display.
