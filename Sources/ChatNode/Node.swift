@@ -28,6 +28,8 @@ public final class Node {
     private var lastAcceptErrorMs: UInt64 = 0
     private var acceptErrors = 0
     private var rng = SystemRandomNumberGenerator()
+    /// Dialers whose address is being resolved (cancelled at stop).
+    private var resolutions: [PeerDialer] = []
     let startedMs: UInt64
     /// Prometheus metrics, when `--metrics` is given.
     private(set) var metrics: NodeMetrics?
@@ -217,14 +219,26 @@ public final class Node {
         cluster.linkDown(remote, nowMs: loop.nowMs)
     }
 
+    /// Resolves (off the loop) and dials a peer address.
     private func dial(_ d: PeerDialer) {
-        let now = loop.nowMs
-        d.attempting(nowMs: now)
+        d.attempting(nowMs: loop.nowMs)
         let (host, port) = splitHostPort(d.address)
-        guard let port, let address = try? resolve(loop: loop, host: host, port: port) else {
-            logger.info("cannot resolve peer address; will retry", metadata: ["peer": "\(d.address)"])
-            return
+        guard let port else { return }
+        d.resolving = true
+        let r = Resolution.start(loop: loop, host: host, port: port) { [unowned self] address, error in
+            d.resolving = false
+            resolutions.removeAll { $0 === d }
+            guard !stopping else { return }
+            guard let address else {
+                logger.info("cannot resolve peer address; will retry", metadata: ["peer": "\(d.address)", "error": "\(error)"])
+                return
+            }
+            connect(d, to: address)
         }
+        if d.resolving { d.resolution = r; resolutions.append(d) }
+    }
+
+    private func connect(_ d: PeerDialer, to address: [UInt8]) {
         let conn = Connection(loop: loop, maxQueueBytes: peerQueueBytes)
         let link = PeerLink(node: self, conn: conn, dialer: d)
         conn.handler = link
@@ -248,7 +262,7 @@ public final class Node {
                 link.conn.close(reason: "peer timeout")
             }
         }
-        for d in dialers.values where d.link == nil && now >= d.nextAttemptMs {
+        for d in dialers.values where d.link == nil && !d.resolving && now >= d.nextAttemptMs {
             if let n = d.node, links[n] != nil { d.retryLater(nowMs: now, ms: 1000); continue }
             if d.address == cluster.advertise { continue }
             dial(d)
@@ -271,6 +285,7 @@ public final class Node {
         signals.removeAll()
         loop.closeOwnHandles()
         cluster.leave()
+        for d in resolutions { d.resolution?.cancel() }
         for c in connections.values {
             if let client = c.handler as? ClientHandler { client.sayGoodbye() } else {
                 c.closeAfterFlush(reason: "node stopping", graceMs: 500)

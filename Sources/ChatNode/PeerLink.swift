@@ -137,6 +137,9 @@ final class PeerDialer {
     /// The node this address reached last time, once known.
     var node: NodeID?
     var link: PeerLink?
+    /// Its address is being looked up.
+    var resolving = false
+    var resolution: Resolution?
     private(set) var nextAttemptMs: UInt64 = 0
     private var backoffMs = PeerDialer.minBackoffMs
     static let minBackoffMs: UInt64 = 200
