@@ -10,6 +10,8 @@ public struct ClaimRegistry: Sendable {
         public var ts: UInt64
         /// Granted (a session holds the name) or only asked for (a claim in flight).
         public var granted: Bool
+        /// When another node's claim in flight was last heard of (its CLAIM, first or resent).
+        public var heardMs: UInt64 = 0
 
         /// True when this claim beats `other` under the merge rule.
         public func precedes(_ ts: UInt64, _ holder: NodeID) -> Bool {
@@ -46,10 +48,13 @@ public struct ClaimRegistry: Sendable {
 
     /// Answers another node's claim (docs/cluster-protocol.md §5.2). `lostOwnClaim` is set
     /// when our own claim in flight for the name loses to it.
-    public mutating func answer(_ claim: NameClaim, from node: NodeID) -> (yes: Bool, lostOwnClaim: UInt64?) {
+    public mutating func answer(_ claim: NameClaim, from node: NodeID, nowMs: UInt64 = 0) -> (yes: Bool, lostOwnClaim: UInt64?) {
         var lost: UInt64? = nil
         for r in records[claim.name] ?? [] {
-            if r.holder == node && r.ts == claim.ts { return (true, nil) }   // a resent claim
+            if r.holder == node && r.ts == claim.ts {   // a resent claim
+                update(claim.name) { if $0.holder == node && $0.ts == claim.ts { $0.heardMs = nowMs } }
+                return (true, nil)
+            }
             if r.holder == me {
                 // A granted name is never given up to a claim: the claimant has not granted yet.
                 if r.granted || r.precedes(claim.ts, node) { return (false, nil) }
@@ -59,7 +64,7 @@ public struct ClaimRegistry: Sendable {
             }
         }
         if let lost { remove(claim.name, holder: me, ts: lost) }
-        insert(claim.name, Record(holder: node, ts: claim.ts, granted: false))
+        insert(claim.name, Record(holder: node, ts: claim.ts, granted: false, heardMs: nowMs))
         return (true, lost)
     }
 
@@ -71,15 +76,16 @@ public struct ClaimRegistry: Sendable {
     /// A node's full list of granted names (on joining or re-joining). Replaces what was
     /// known of that node. Returns our own names that lose to it: their sessions must go;
     /// and our own claims in flight that lost: they get 403.
-    public mutating func merge(state claims: [NameClaim], of node: NodeID) -> (kicked: [String], refused: [String]) {
+    public mutating func merge(state claims: [NameClaim], of node: NodeID) -> (kicked: [NameClaim], refused: [NameClaim]) {
         // Its claims in flight stay: they are settled by their replies, not by its state.
         drop(node, grantedOnly: true)
-        var kicked: [String] = []
-        var refused: [String] = []
+        var kicked: [NameClaim] = []
+        var refused: [NameClaim] = []
         for c in claims {
             if let mine = own(c.name), !mine.precedes(c.ts, node) {
                 remove(c.name, holder: me, ts: mine.ts)
-                if mine.granted { kicked.append(c.name) } else { refused.append(c.name) }
+                let lost = NameClaim(name: c.name, ts: mine.ts)
+                if mine.granted { kicked.append(lost) } else { refused.append(lost) }
             }
             insert(c.name, Record(holder: node, ts: c.ts, granted: true))
         }
@@ -90,6 +96,16 @@ public struct ClaimRegistry: Sendable {
     public mutating func drop(_ node: NodeID, grantedOnly: Bool = false) {
         for (name, list) in records where list.contains(where: { $0.holder == node }) {
             let rest = list.filter { $0.holder != node || (grantedOnly && !$0.granted) }
+            records[name] = rest.isEmpty ? nil : rest
+        }
+    }
+
+    /// Forgets other nodes' claims in flight not heard of since `olderThanMs` (their RELEASE
+    /// was lost; a live claim is resent every second and stays).
+    public mutating func expireClaimsInFlight(olderThanMs cutoff: UInt64) {
+        let me = self.me
+        for (name, list) in records where list.contains(where: { $0.holder != me && !$0.granted && $0.heardMs < cutoff }) {
+            let rest = list.filter { $0.holder == me || $0.granted || $0.heardMs >= cutoff }
             records[name] = rest.isEmpty ? nil : rest
         }
     }

@@ -30,11 +30,29 @@ public final class Cluster {
         public var sessions = 0
         public var roomMembers: [String: Int] = [:]
         public var lastHeardMs: UInt64
-        /// Highest control sequence number accepted from it (de-duplication).
-        var lastSeq: UInt64 = 0
-        /// Highest chat sequence number accepted per room.
-        var roomSeqs: [String: UInt64] = [:]
+        /// Its control stream, and its chat stream in each room, as seen here.
+        var control = Stream()
+        var chat: [String: Stream] = [:]
     }
+
+    /// One origin's numbered stream (docs/cluster-protocol.md §4): everything up to
+    /// `delivered` was handled in order; later messages that arrived early wait in `held`
+    /// for the gap to fill (a message still on its way by a longer path), at most `holdMs`.
+    struct Stream {
+        /// Zero until the first message: the first one seen sets the start.
+        var delivered: UInt64 = 0
+        var started = false
+        var held: [UInt64: (PeerMessage, deadlineMs: UInt64)] = [:]
+
+        func seen(_ seq: UInt64) -> Bool { (started && seq <= delivered) || held[seq] != nil }
+    }
+    /// How long an early message waits for the ones before it.
+    static let holdMs: UInt64 = 500
+    /// For this long after a link came or went, a new stream's first message may not be its earliest.
+    static let settleMs: UInt64 = 2000
+    private var lastTopologyChangeMs: UInt64 = 0
+    /// Past this many early messages in one stream, the gap is given up at once.
+    static let maxHeld = 10_000
 
     public private(set) var nodes: [NodeID: RemoteNode] = [:]
     /// Nodes with a link to this one.
@@ -61,6 +79,10 @@ public final class Cluster {
     private var lastLoadMs: UInt64 = 0
     /// How often member counts are shared, when they changed.
     static let loadEveryMs: UInt64 = 2000
+    /// How often a node repeats its whole state; claims in flight not heard of again for
+    /// this long are forgotten (their node resends them every second while they wait).
+    static let stateEveryMs: UInt64 = 10_000
+    private var lastStateMs: UInt64 = 0
     private var pending: [String: PendingClaim] = [:]
     /// How often an unanswered claim is sent again (replies lost with a link).
     static let claimResendMs: UInt64 = 1000
@@ -81,6 +103,7 @@ public final class Cluster {
 
     public func linkUp(_ neighbor: NodeID, advertise addr: String, nowMs: UInt64) {
         neighbors.insert(neighbor)
+        lastTopologyChangeMs = nowMs
         if nodes[neighbor] == nil { nodes[neighbor] = RemoteNode(advertise: addr, lastHeardMs: nowMs) }
         // The topology changed, and the neighbor (and all behind it) may not know us yet.
         sendHeartbeat(nowMs: nowMs)
@@ -91,6 +114,7 @@ public final class Cluster {
 
     public func linkDown(_ neighbor: NodeID, nowMs: UInt64) {
         guard neighbors.remove(neighbor) != nil else { return }
+        lastTopologyChangeMs = nowMs
         sendHeartbeat(nowMs: nowMs)
     }
 
@@ -99,8 +123,12 @@ public final class Cluster {
     /// One line received from a neighbor (without `\n`). Throws on a malformed message:
     /// the runtime then drops that link.
     public func receive(line: Substring, from neighbor: NodeID, nowMs: UInt64, wallMs: UInt64) throws {
-        let msg = try PeerMessage.decode(String(line))
+        let msg = try PeerMessage.decode(line)
         guard let f = msg.flood else { throw PeerCodecError.malformed("handshake message on an open link") }
+        // Refuse before anything else, so a bad line is never forwarded to honest nodes.
+        if case .chat(_, _, _, let text) = msg, !acceptableChat(text) {
+            throw PeerCodecError.malformed("chat text refused by the text rules")
+        }
         if f.origin == me || departed.contains(f.origin) { return }
         var isNew = false
         if nodes[f.origin] == nil {
@@ -108,24 +136,78 @@ public final class Cluster {
             isNew = true
         }
         nodes[f.origin]!.lastHeardMs = nowMs
-        // De-duplicate: with links FIFO, the first copy of each message arrives in the
-        // origin's order, so anything not newer than the last accepted is a copy.
-        if case .chat(_, let room, _, _) = msg {
-            guard f.seq > nodes[f.origin]!.roomSeqs[room, default: 0] else { return }
-            nodes[f.origin]!.roomSeqs[room] = f.seq
-        } else {
-            guard f.seq > nodes[f.origin]!.lastSeq else { return }
-            nodes[f.origin]!.lastSeq = f.seq
-        }
-        let forwardTo = targets(origin: f.origin, from: neighbor, room: msg.chatRoom)
+        let room = msg.chatRoom
+        var stream = room.map { nodes[f.origin]!.chat[$0] ?? Stream() } ?? nodes[f.origin]!.control
+        // A copy that came by another path: links are FIFO, so copies are all a flood costs.
+        if stream.seen(f.seq) { return }
+        let forwardTo = targets(origin: f.origin, from: neighbor, room: room)
         if !forwardTo.isEmpty {
             let payload = Payload.raw(line: line)
             for q in forwardTo { transport?.send(payload, to: q) }
         }
-        try apply(msg, f, nowMs: nowMs, wallMs: wallMs)
+        var ready: [PeerMessage] = []
+        // A stream's first message starts it, unless the topology just changed: then an
+        // earlier message may still be on its way by the old, longer path.
+        // (Chat only: control messages are never held back at a stream's start.)
+        let mayHaveEarlier = room != nil && !stream.started && f.seq > 1 && nowMs < lastTopologyChangeMs + Cluster.settleMs
+        if (!stream.started && !mayHaveEarlier) || (stream.started && f.seq == stream.delivered + 1)
+            || (!stream.started && stream.held.isEmpty == false && f.seq < stream.held.keys.min()!) {
+            stream.started = true
+            stream.delivered = f.seq
+            ready.append(msg)
+            while let (next, _) = stream.held.removeValue(forKey: stream.delivered + 1) {
+                stream.delivered += 1
+                ready.append(next)
+            }
+        } else {
+            // Early: an earlier message is still on its way by a longer path (a shortcut link
+            // just came up). Wait for it, briefly.
+            stream.held[f.seq] = (msg, nowMs + Cluster.holdMs)
+            if stream.held.count > Cluster.maxHeld { ready = Cluster.giveUpGap(&stream) }
+        }
+        store(stream, origin: f.origin, room: room)
+        for m in ready { try apply(m, m.flood!, nowMs: nowMs, wallMs: wallMs) }
         if isNew && nodes[f.origin] != nil {
             // A node we did not know (a join, or a partition healing): let it learn our state.
             sendState()
+        }
+    }
+
+    private func store(_ stream: Stream, origin: NodeID, room: String?) {
+        guard nodes[origin] != nil else { return }
+        if let room { nodes[origin]!.chat[room] = stream } else { nodes[origin]!.control = stream }
+    }
+
+    /// Skips a gap that did not fill: hands out what waited, in order. The missing messages
+    /// are lost (never reordered); late copies of them count as seen.
+    private static func giveUpGap(_ stream: inout Stream) -> [PeerMessage] {
+        var out: [PeerMessage] = []
+        for seq in stream.held.keys.sorted() {
+            out.append(stream.held[seq]!.0)
+            stream.delivered = seq
+        }
+        stream.held.removeAll()
+        return out
+    }
+
+    /// Gaps that waited long enough are given up (called from `tick`).
+    private func releaseExpiredHolds(nowMs: UInt64, wallMs: UInt64) {
+        for (id, n) in nodes {
+            var due: [(String?, Stream)] = []
+            if n.control.held.values.contains(where: { $0.deadlineMs <= nowMs }) { due.append((nil, n.control)) }
+            for (room, st) in n.chat where st.held.values.contains(where: { $0.deadlineMs <= nowMs }) { due.append((room, st)) }
+            for (room, var st) in due {
+                let ready = Cluster.giveUpGap(&st)
+                store(st, origin: id, room: room)
+                for m in ready { try? apply(m, m.flood!, nowMs: nowMs, wallMs: wallMs) }
+            }
+        }
+    }
+
+    private func acceptableChat(_ text: String) -> Bool {
+        var t = text
+        return t.withUTF8 { u in
+            !u.isEmpty && u.count <= hub.limits.maxMessageBytes && TextCheck.problem(in: UnsafeRawBufferPointer(u)) == nil
         }
     }
 
@@ -136,22 +218,26 @@ public final class Cluster {
             break
         case let .heartbeat(_, addr, list):
             nodes[o]?.advertise = addr
-            nodes[o]?.neighbors = Set(list)
+            let set = Set(list)
+            if nodes[o]?.neighbors != set { lastTopologyChangeMs = nowMs }
+            nodes[o]?.neighbors = set
             if !neighbors.contains(o) { transport?.learned(node: o, address: addr) }
         case let .state(_, rooms, claims):
             nodes[o]?.rooms = Set(rooms)
             for c in claims { hlc.observe(c.ts) }
             let (kicked, refused) = registry.merge(state: claims, of: o)
-            for name in refused { fail(name) }
-            for name in kicked {
-                pending[name] = nil
-                hub.kick(nameKey: name)
+            // Our lost claims: every node that recorded them must forget them too.
+            for c in refused + kicked { flood(.release(next(), c)) }
+            for c in refused { fail(c.name) }
+            for c in kicked {
+                pending[c.name] = nil
+                hub.kick(nameKey: c.name)
             }
         case let .room(_, joined, room):
             if joined { nodes[o]?.rooms.insert(room) } else { nodes[o]?.rooms.remove(room) }
         case let .claim(_, c):
             hlc.observe(c.ts)
-            let (yes, lost) = registry.answer(c, from: o)
+            let (yes, lost) = registry.answer(c, from: o, nowMs: nowMs)
             flood(.reply(next(), claimant: o, c, granted: yes))
             if let lost { failLocal(c.name, ts: lost) }
         case let .reply(_, claimant, c, granted):
@@ -171,11 +257,6 @@ public final class Cluster {
             nodes[o]?.sessions = sessions
             nodes[o]?.roomMembers = Dictionary(rooms.map { ($0.room, $0.members) }, uniquingKeysWith: max)
         case let .chat(_, room, user, text):
-            var t = text
-            let bad: Bool = t.withUTF8 { u in
-                u.count > hub.limits.maxMessageBytes || u.isEmpty || TextCheck.problem(in: UnsafeRawBufferPointer(u)) != nil
-            }
-            if bad { throw PeerCodecError.malformed("chat text refused by the text rules") }
             hub.deliverRemote(roomKey: room, user: user, text: text)
         }
     }
@@ -221,6 +302,7 @@ public final class Cluster {
     }
 
     private func sendState() {
+        lastStateMs = clock().nowMs
         flood(.state(next(), rooms: hub.rooms.keys.sorted(), claims: registry.ownGranted()))
     }
 
@@ -238,11 +320,17 @@ public final class Cluster {
 
     /// Called every heartbeat interval or so: heartbeats, dead nodes, claims to resend.
     public func tick(nowMs: UInt64) {
+        releaseExpiredHolds(nowMs: nowMs, wallMs: clock().wallMs)
         if nowMs >= lastHeartbeatMs + heartbeatMs { sendHeartbeat(nowMs: nowMs) }
         for (id, n) in nodes where nowMs > n.lastHeardMs + peerTimeoutMs {
             drop(id, departed: false)
         }
         if nowMs >= lastLoadMs + Cluster.loadEveryMs && !neighbors.isEmpty { sendLoad(nowMs: nowMs) }
+        if nowMs >= lastStateMs + Cluster.stateEveryMs && !neighbors.isEmpty {
+            // A safety net: a RELEASE lost with a link leaves no stale record for long.
+            sendState()
+            registry.expireClaimsInFlight(olderThanMs: nowMs > Cluster.stateEveryMs ? nowMs - Cluster.stateEveryMs : 0)
+        }
         for (name, p) in pending where nowMs >= p.sentMs + Cluster.claimResendMs {
             pending[name]?.sentMs = nowMs
             flood(.claim(next(), NameClaim(name: name, ts: p.ts)))
@@ -314,6 +402,10 @@ public final class Cluster {
     // MARK: Rooms and messages, for the Hub
 
     func roomChanged(_ roomKey: String, joined: Bool) {
+        if !joined {
+            // Streams of a room we no longer follow start afresh if it comes back.
+            for id in nodes.keys { nodes[id]!.chat[roomKey] = nil }
+        }
         flood(.room(next(), joined: joined, room: roomKey))
     }
 

@@ -86,13 +86,17 @@ extension PeerMessage {
     static func list(_ items: [String]) -> String { items.isEmpty ? "-" : items.joined(separator: ",") }
 
     /// Parses one line (without `\n`). Throws on anything malformed: the link is then dropped.
-    public static func decode(_ line: String) throws -> PeerMessage {
-        let verbEnd = line.firstIndex(of: " ") ?? line.endIndex
-        let verb = line[..<verbEnd]
-        guard let spec = PeerMessage.verbs[String(verb)] else { throw PeerCodecError.malformed("unknown verb \(verb.prefix(32))") }
+    /// Splits on the space byte, not on Characters: a text may begin with a combining mark,
+    /// which would otherwise fuse with the space before it into one grapheme.
+    public static func decode<S: StringProtocol>(_ line: S) throws -> PeerMessage {
+        let bytes = Array(line.utf8)
+        let verbEnd = bytes.firstIndex(of: 0x20) ?? bytes.count
+        let verb = String(decoding: bytes[..<verbEnd], as: UTF8.self)
+        guard let spec = PeerMessage.verbs[verb] else { throw PeerCodecError.malformed("unknown verb \(verb.prefix(32))") }
         // MSG's last field is free text (may hold spaces); every other field is one token.
-        let rest = verbEnd < line.endIndex ? line[line.index(after: verbEnd)...] : ""
-        let fields = rest.split(separator: " ", maxSplits: spec.fields - 1, omittingEmptySubsequences: false).map(String.init)
+        let rest = verbEnd < bytes.count ? bytes[(verbEnd + 1)...] : []
+        let fields = rest.split(separator: 0x20, maxSplits: spec.fields - 1, omittingEmptySubsequences: false)
+            .map { String(decoding: $0, as: UTF8.self) }
         guard fields.count == spec.fields else { throw PeerCodecError.malformed("\(verb) takes \(spec.fields) fields") }
         return try spec.parse(Fields(fields))
     }
@@ -102,7 +106,7 @@ extension PeerMessage {
         helloPrefix: (5, { f in
             guard f[0] == "HELLO" else { throw PeerCodecError.malformed("expected HELLO") }
             guard f[4] == "open" || f[4] == "secret" else { throw PeerCodecError.malformed("auth mode") }
-            guard !f[3].isEmpty, f[3].count <= 128 else { throw PeerCodecError.malformed("nonce") }
+            guard !f[3].isEmpty, f[3].utf8.count <= 128 else { throw PeerCodecError.malformed("nonce") }
             return .hello(node: try f.node(1), advertise: try f.address(2), nonce: f[3], secret: f[4] == "secret")
         }),
         "AUTH": (1, { f in .auth(proof: f[0]) }),
@@ -160,7 +164,8 @@ struct Fields: Sendable {
     }
     func address(_ i: Int) throws -> String {
         let a = items[i]
-        guard let colon = a.lastIndex(of: ":"), a.startIndex < colon, UInt16(a[a.index(after: colon)...]) != nil, a.count <= 300
+        guard let colon = a.lastIndex(of: ":"), a.startIndex < colon, a.utf8.count <= 300,
+              let port = try? Fields.number(String(a[a.index(after: colon)...])), port <= 65535
         else { throw PeerCodecError.malformed("address \(a.prefix(40))") }
         return a
     }
@@ -169,7 +174,7 @@ struct Fields: Sendable {
         return id
     }
     static func number(_ s: String) throws -> UInt64 {
-        guard let n = UInt64(s), n <= UInt64(Int64.max) else { throw PeerCodecError.malformed("number \(s.prefix(40))") }
+        guard s.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let n = UInt64(s), n <= UInt64(Int64.max) else { throw PeerCodecError.malformed("number \(s.prefix(40))") }
         return n
     }
     /// A username or chat id. Keys travel lowercased; a chat message's user keeps its case for display.
