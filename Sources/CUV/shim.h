@@ -4,6 +4,7 @@
 
 #include <uv.h>
 #include <signal.h>
+#include <pthread.h>
 #include <string.h>
 #include <stdio.h>
 #include <netinet/in.h>
@@ -11,6 +12,16 @@
 
 /* SIG_IGN is a macro cast of an integer to a function pointer: Swift cannot import it. */
 static inline void cuv_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
+
+/* A supervisor (or a test runner's thread) may start us with SIGINT/SIGTERM blocked; we
+   stop cleanly on them, so make sure they can arrive. */
+static inline void cuv_unblock_stop_signals(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
 
 /* Handles are cast between their "subclasses"; these keep the casts out of Swift. */
 static inline uv_handle_t *cuv_handle(void *h) { return (uv_handle_t *)h; }

@@ -77,8 +77,12 @@ public final class Hub {
             sink.enqueue(nameTaken, length: nameTaken.length(for: framing))
             return .nameTaken
         }
+        // Announce the room before claiming: a node that answers our claim already routes the
+        // room's traffic here, so a member admitted on its 200 misses nothing sent after it.
+        announce(chatID.key)
         switch cluster?.claim(key) ?? .granted {
         case .taken:
+            retract(chatID.key)
             stats.loginsRefused += 1
             sink.enqueue(nameTaken, length: nameTaken.length(for: framing))
             return .nameTaken
@@ -97,6 +101,7 @@ public final class Hub {
             p.sink.loginFinished(admit(username: p.username, chatID: p.chatID, framing: p.framing, sink: p.sink))
         } else {
             stats.loginsRefused += 1
+            retract(p.chatID.key)
             p.sink.enqueue(nameTaken, length: nameTaken.length(for: p.framing))
             p.sink.loginFinished(nil)
         }
@@ -107,6 +112,20 @@ public final class Hub {
         guard let p = pendingLogins[username.key], p.sink === sink else { return }
         pendingLogins[username.key] = nil
         cluster?.release(username.key)
+        retract(p.chatID.key)
+    }
+
+    /// Rooms the cluster has been told this node follows: those with members or logins waiting.
+    private(set) var announced: Set<String> = []
+
+    private func announce(_ roomKey: String) {
+        if announced.insert(roomKey).inserted { cluster?.roomChanged(roomKey, joined: true) }
+    }
+
+    private func retract(_ roomKey: String) {
+        guard rooms[roomKey] == nil, !pendingLogins.values.contains(where: { $0.chatID.key == roomKey }),
+              announced.remove(roomKey) != nil else { return }
+        cluster?.roomChanged(roomKey, joined: false)
     }
 
     /// Joins (or creates) the room and sends `200`.
@@ -118,7 +137,7 @@ public final class Hub {
         if let r = rooms[chatID.key] { room = r } else {
             room = Room(id: chatID)
             rooms[chatID.key] = room
-            cluster?.roomChanged(chatID.key, joined: true)
+            announce(chatID.key)
         }
         room.add(session)
         session.send(accepted)
@@ -183,7 +202,7 @@ public final class Hub {
             room.remove(session)
             if room.members.isEmpty {
                 rooms[room.id.key] = nil
-                cluster?.roomChanged(room.id.key, joined: false)
+                retract(room.id.key)
             }
         }
     }

@@ -23,26 +23,23 @@ protocol ConnectionHandler: AnyObject {
 /// Lifetime: each of the two handles holds one retain of the connection, given in
 /// `init` and taken back in its `close_cb`; `close()` closes both exactly once.
 /// Output is queued and written once per loop turn as one `uv_write` of many buffers;
-/// each payload stays alive in `inflight` until libuv's write callback.
+/// each payload stays alive in its `WriteBatch` until libuv's write callback.
 /// Called on the node's loop thread only.
 final class Connection {
     let loop: EventLoop
     let tcp: UnsafeMutablePointer<uv_tcp_t>
     private let timer: UnsafeMutablePointer<uv_timer_t>
-    private let writeReq: UnsafeMutablePointer<uv_write_t>
     private let shutdownReq: UnsafeMutablePointer<uv_shutdown_t>
     private let connectReq: UnsafeMutablePointer<uv_connect_t>
-    private let bufs: UnsafeMutablePointer<uv_buf_t>
-    private static let maxBufsPerWrite = 64
-    private static let maxBytesPerWrite = 256 * 1024
     /// Strong until the connection has closed (then released, breaking the cycle).
     var handler: (any ConnectionHandler)?
 
     /// Outgoing bytes not yet handed to libuv: (payload, how many of its bytes).
     private var queue = Deque<(Payload, Int)>()
-    private var inflight: [Payload] = []
     private(set) var queuedBytes = 0
-    private var writing = false
+    /// Writes handed to libuv whose callback has not come yet.
+    private var inflightWrites = 0
+    private var freeBatches: [WriteBatch] = []
     private var scheduled = false
     /// Past this many queued bytes the connection is dropped (a reader that stopped reading).
     var maxQueueBytes: Int
@@ -61,16 +58,13 @@ final class Connection {
         self.maxQueueBytes = maxQueueBytes
         tcp = .allocate(capacity: 1)
         timer = .allocate(capacity: 1)
-        writeReq = .allocate(capacity: 1)
         shutdownReq = .allocate(capacity: 1)
         connectReq = .allocate(capacity: 1)
-        bufs = .allocate(capacity: Connection.maxBufsPerWrite)
         uv_tcp_init(loop.raw, tcp)
         uv_timer_init(loop.raw, timer)
         tcp.pointee.data = Unmanaged.passRetained(self).toOpaque()
         timer.pointee.data = Unmanaged.passRetained(self).toOpaque()
         openHandles = 2
-        writeReq.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         shutdownReq.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         connectReq.pointee.data = Unmanaged.passUnretained(self).toOpaque()
     }
@@ -102,9 +96,7 @@ final class Connection {
 
     deinit {
         connectReq.deallocate()
-        writeReq.deallocate()
         shutdownReq.deallocate()
-        bufs.deallocate()
     }
 
     /// The peer's address as text, for logs.
@@ -178,17 +170,25 @@ final class Connection {
         guard state == .open || state == .draining, !closeRequested, length > 0 else { return }
         queue.append((payload, length))
         queuedBytes += length
-        if queuedBytes > maxQueueBytes {
-            closeRequested = true
-            closeReason = "slow consumer: outgoing queue over \(maxQueueBytes) bytes"
-            loop.stats.slowConsumerDrops += 1
-            queue.removeAll()
-            queuedBytes = 0
+        // What one turn may pile up before the flush: generous, since a burst that the kernel
+        // takes at once is no sign of a slow reader; only a bound on memory.
+        if queuedBytes > max(4 * maxQueueBytes, maxQueueBytes + (1 << 20)) {
+            dropSlowConsumer()
+            return
         }
-        if !scheduled && (!writing || closeRequested) {
+        if !scheduled {
             scheduled = true
             loop.schedule(self)
         }
+    }
+
+    private func dropSlowConsumer() {
+        closeRequested = true
+        closeReason = "slow consumer: outgoing queue over \(maxQueueBytes) bytes"
+        loop.stats.slowConsumerDrops += 1
+        queue.removeAll()
+        queuedBytes = 0
+        if !scheduled { scheduled = true; loop.schedule(self) }
     }
 
     /// End of the loop turn: flush, or carry out a close requested mid-fan-out.
@@ -198,38 +198,46 @@ final class Connection {
         flush()
     }
 
+    /// Hands everything queued to libuv: one `uv_write` of many buffers (more only past
+    /// `maxBufsPerWrite`). What the kernel does not take at once waits in libuv's queue;
+    /// past `maxQueueBytes` of that the reader is too slow and is dropped (SPEC.md §3.4).
     private func flush() {
-        guard !writing, !queue.isEmpty, state == .open || state == .draining else {
-            if state == .draining && !writing && queue.isEmpty { finishDraining() }
+        guard state == .open || state == .draining else { return }
+        while !queue.isEmpty {
+            let batch = freeBatches.popLast() ?? WriteBatch()
+            var bytes = 0
+            while batch.count < WriteBatch.maxBufs, let (p, len) = queue.popFirst() {
+                batch.append(p, len)
+                bytes += len
+            }
+            queuedBytes -= bytes
+            loop.stats.bytesOut += bytes
+            batch.conn = self
+            batch.req.pointee.data = Unmanaged.passRetained(batch).toOpaque()
+            let rc = uv_write(batch.req, cuv_stream(tcp), batch.bufs, UInt32(batch.count), onWrite)
+            if rc != 0 {
+                Unmanaged<WriteBatch>.fromOpaque(batch.req.pointee.data).release()
+                close(reason: "write failed: \(uvError(rc))")
+                return
+            }
+            inflightWrites += 1
+        }
+        if uv_stream_get_write_queue_size(cuv_stream(tcp)) > maxQueueBytes {
+            dropSlowConsumer()
             return
         }
-        var n = 0
-        var bytes = 0
-        while n < Connection.maxBufsPerWrite, bytes < Connection.maxBytesPerWrite, let (p, len) = queue.popFirst() {
-            bufs[n] = uv_buf_init(p.bytes.baseAddress!.assumingMemoryBound(to: CChar.self), UInt32(len))
-            inflight.append(p)
-            n += 1
-            bytes += len
-        }
-        queuedBytes -= bytes
-        loop.stats.bytesOut += bytes
-                let rc = uv_write(writeReq, cuv_stream(tcp), bufs, UInt32(n), onWrite)
-        if rc != 0 {
-            inflight.removeAll(keepingCapacity: true)
-            close(reason: "write failed: \(uvError(rc))")
-            return
-        }
-        writing = true
+        if state == .draining && inflightWrites == 0 { finishDraining() }
     }
 
-    fileprivate func writeDone(_ status: Int32) {
-        writing = false
-        inflight.removeAll(keepingCapacity: true)
+    fileprivate func writeDone(_ batch: WriteBatch, _ status: Int32) {
+        inflightWrites -= 1
+        batch.reset()
+        if freeBatches.count < 4 { freeBatches.append(batch) }
         if status < 0 {
             if status != UV_ECANCELED.rawValue { close(reason: "write error: \(uvError(status))") }
             return
         }
-        if !queue.isEmpty { flush() } else if state == .draining { finishDraining() }
+        if state == .draining && inflightWrites == 0 && queue.isEmpty { finishDraining() }
     }
 
     // MARK: Closing
@@ -241,7 +249,7 @@ final class Connection {
         state = .draining
         stopReading()
         setTimerUnchecked(graceMs)
-        if !writing && !scheduled { scheduled = true; loop.schedule(self) }
+        if !scheduled { scheduled = true; loop.schedule(self) }
     }
 
     private func finishDraining() {
@@ -286,7 +294,31 @@ private func onRead(_ s: UnsafeMutablePointer<uv_stream_t>?, _ nread: Int, _ buf
 }
 
 private func onWrite(_ req: UnsafeMutablePointer<uv_write_t>?, _ status: Int32) {
-    connection(req!.pointee.data).writeDone(status)
+    let batch = Unmanaged<WriteBatch>.fromOpaque(req!.pointee.data).takeRetainedValue()
+    batch.conn?.writeDone(batch, status)
+}
+
+/// One `uv_write` in flight and the payloads its buffers point into: libuv reads them until
+/// the write callback, so they stay referenced here until then. Reused by its connection.
+final class WriteBatch {
+    static let maxBufs = 1024
+    let req = UnsafeMutablePointer<uv_write_t>.allocate(capacity: 1)
+    let bufs = UnsafeMutablePointer<uv_buf_t>.allocate(capacity: WriteBatch.maxBufs)
+    private var payloads: [Payload] = []
+    /// The connection outlives its writes: libuv cancels them before the close callbacks.
+    unowned(unsafe) var conn: Connection?
+    var count: Int { payloads.count }
+
+    func append(_ p: Payload, _ len: Int) {
+        bufs[payloads.count] = uv_buf_init(p.bytes.baseAddress!.assumingMemoryBound(to: CChar.self), UInt32(len))
+        payloads.append(p)
+    }
+
+    func reset() { payloads.removeAll(keepingCapacity: true) }
+
+    deinit {
+        req.deallocate()
+    }
 }
 
 private func onConnect(_ req: UnsafeMutablePointer<uv_connect_t>?, _ status: Int32) {

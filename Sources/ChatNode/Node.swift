@@ -46,6 +46,7 @@ public final class Node {
 
     public init(_ config: NodeConfiguration) throws {
         cuv_ignore_sigpipe()
+        cuv_unblock_stop_signals()
         hub = Hub(limits: config.limits)
         logger = config.logger
         peerQueueBytes = config.peerQueueBytes
@@ -283,7 +284,6 @@ public final class Node {
         metricsListener = nil
         for h in signals { uv_close(cuv_handle(h), onSignalClosed) }
         signals.removeAll()
-        loop.closeOwnHandles()
         cluster.leave()
         for d in resolutions { d.resolution?.cancel() }
         for c in connections.values {
@@ -299,10 +299,12 @@ public final class Node {
         closeCron()
     }
 
+    /// The last handles: once no connection is left, nothing needs flushing or ticking.
     private func closeCron() {
         guard !cronClosed else { return }
         cronClosed = true
         uv_close(cuv_handle(cron), onTimerClosed)
+        loop.closeOwnHandles()
     }
 }
 
@@ -311,13 +313,18 @@ extension Node: ClusterTransport {
         links[neighbor]?.conn.send(line, length: line.count)
     }
 
+    /// Keeps every node's address dialed while that node is not linked (the housekeeping
+    /// tick skips addresses whose node is linked), so links come back after any failure.
     public func learned(node: NodeID, address: String) {
-        guard links[node] == nil, !stopping, address != cluster.advertise else { return }
+        guard !stopping, address != cluster.advertise, splitHostPort(address).1 != nil else { return }
         if let d = dialers[address] {
-            if d.node == nil { d.node = node }
+            d.node = node
             return
         }
-        dialers[address] = PeerDialer(address: address, node: node)
+        let d = PeerDialer(address: address, node: node)
+        // Linked now: the first dial waits until the link is gone.
+        if links[node] != nil { d.retryLater(nowMs: loop.nowMs, ms: 1000) }
+        dialers[address] = d
     }
 }
 

@@ -103,6 +103,8 @@ public final class Cluster {
 
     public func linkUp(_ neighbor: NodeID, advertise addr: String, nowMs: UInt64) {
         neighbors.insert(neighbor)
+        // Remembered for redialing: if the neighbor dialed us and dies, it may come back there.
+        transport?.learned(node: neighbor, address: addr)
         lastTopologyChangeMs = nowMs
         if nodes[neighbor] == nil { nodes[neighbor] = RemoteNode(advertise: addr, lastHeardMs: nowMs) }
         // The topology changed, and the neighbor (and all behind it) may not know us yet.
@@ -221,7 +223,7 @@ public final class Cluster {
             let set = Set(list)
             if nodes[o]?.neighbors != set { lastTopologyChangeMs = nowMs }
             nodes[o]?.neighbors = set
-            if !neighbors.contains(o) { transport?.learned(node: o, address: addr) }
+            transport?.learned(node: o, address: addr)
         case let .state(_, rooms, claims):
             nodes[o]?.rooms = Set(rooms)
             for c in claims { hlc.observe(c.ts) }
@@ -303,7 +305,7 @@ public final class Cluster {
 
     private func sendState() {
         lastStateMs = clock().nowMs
-        flood(.state(next(), rooms: hub.rooms.keys.sorted(), claims: registry.ownGranted()))
+        flood(.state(next(), rooms: hub.announced.sorted(), claims: registry.ownGranted()))
     }
 
     private func sendLoad(nowMs: UInt64) {
