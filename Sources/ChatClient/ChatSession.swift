@@ -29,7 +29,7 @@ final class ChatSession {
 
     private let fd: Int32
     private let signals: SignalPipe
-    private var terminal: RawTerminal?
+    private let terminal: RawTerminal?
     private var editor: LineEditor
     private var splitter: IncomingSplitter
     private var outbox: Outbox
