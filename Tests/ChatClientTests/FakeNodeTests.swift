@@ -1,0 +1,151 @@
+import Foundation
+import Glibc
+import Testing
+
+/// The client against a scripted node (a socket in the test): handshake replies and
+/// framing edge cases the real servers produce only by chance.
+@Suite struct FakeNodeTests {
+    private func client(_ node: FakeNode, _ extra: [String] = [], user: String = "alice") throws -> Child {
+        try Child(try TestEnv.requireBinary(), ["client", "-a", "127.0.0.1", "-p", "\(node.port)", "-u", user, "-c", "room"] + extra)
+    }
+
+    @Test func lineSessionWithMessagesBehindThe200() throws {
+        let node = try FakeNode()
+        let alice = try client(node, ["--line"])
+        let conn = try node.accept()
+        #expect(conn.read { $0.last == UInt8(ascii: "\n") })
+        #expect(conn.receivedText == "alice_room\n")
+
+        conn.send("200\nbob - early\n")   // the reply and a message in one read
+        #expect(alice.stdout.wait(for: "Connected to 127.0.0.1:\(node.port) as alice in room room. Type /exit to leave.\nbob - early\n", timeout: 10))
+
+        alice.write("hello\n\nsecond\n")   // the empty line is not sent
+        #expect(conn.read(untilContains: "second\n"))
+        #expect(conn.receivedText == "alice_room\nhello\nsecond\n")
+
+        // Terminal controls and invalid UTF-8 from the network are shown, never obeyed.
+        var bytes = Array("ann - \u{1B}[31mred\u{1B}]0;title\u{07} \u{9B}x ".utf8) + [0xFF, 0x0D, 0x0A]
+        _ = bytes.withUnsafeMutableBytes { send(conn.fd, $0.baseAddress, $0.count, 0) }
+        #expect(alice.stdout.wait(for: "ann - ^[[31mred^[]0;title^G M-^[x \u{FFFD}\n", timeout: 5))
+
+        conn.send("/exit\n")
+        #expect(alice.waitForExit(timeout: 5) == 0)
+        #expect(alice.stdout.wait(for: "The node closed the connection.\n", timeout: 5))
+    }
+
+    @Test func rawSessionSendsBareMessagesApartAndLeavesByClosing() throws {
+        let node = try FakeNode()
+        let alice = try client(node)
+        let conn = try node.accept()
+        #expect(conn.read { $0.count >= 10 })
+        conn.send("200")
+        #expect(alice.stdout.wait(for: "Connected to", timeout: 10))
+
+        alice.write("one\ntwo\n")
+        #expect(conn.read(untilContains: "one"))
+        let first = Date()
+        #expect(conn.read(untilContains: "two"))
+        // Bare, and spaced so that a server framing by silence sees two messages.
+        #expect(Date().timeIntervalSince(first) >= 0.15)
+        #expect(conn.receivedText == "alice_roomonetwo")
+
+        conn.send("bob - hi")
+        #expect(alice.stdout.wait(for: "bob - hi\n", timeout: 5))
+        alice.closeStdin()
+        // Leaving a raw session is EOF, as the original client does; then the node closes.
+        #expect(conn.read(timeout: 5) { _ in false } == false)   // returns at EOF
+        #expect(conn.receivedText == "alice_roomonetwo")
+        conn.send("/exit")
+        _ = shutdown(conn.fd, Int32(SHUT_RDWR))
+        #expect(alice.waitForExit(timeout: 5) == 0)
+    }
+
+    @Test func slashExitTypedByTheUserIsSentInALineSession() throws {
+        let node = try FakeNode()
+        let alice = try client(node, ["--line"])
+        let conn = try node.accept()
+        #expect(conn.read { $0.last == UInt8(ascii: "\n") })
+        conn.send("200\n")
+        alice.write("bye all\n/exit\nnever sent\n")
+        #expect(conn.read(untilContains: "/exit\n"))
+        #expect(conn.read(timeout: 5) { _ in false } == false)   // then EOF from the client
+        #expect(conn.receivedText == "alice_room\nbye all\n/exit\n")
+        #expect(alice.waitForExit(timeout: 5) == 0)
+    }
+
+    @Test func sigtermSaysGoodbyeAndExitsWith143() throws {
+        let node = try FakeNode()
+        let alice = try client(node, ["--line"])
+        let conn = try node.accept()
+        #expect(conn.read { $0.last == UInt8(ascii: "\n") })
+        conn.send("200\n")
+        #expect(alice.stdout.wait(for: "Connected to", timeout: 10))
+        kill(alice.process.processIdentifier, SIGTERM)
+        #expect(conn.read(timeout: 5) { _ in false } == false)   // "/exit\n", then EOF
+        #expect(conn.receivedText == "alice_room\n/exit\n")
+        #expect(alice.waitForExit(timeout: 5) == 143)
+    }
+
+    @Test func sigintIsAnOrdinaryWayOut() throws {
+        let node = try FakeNode()
+        let alice = try client(node)
+        let conn = try node.accept()
+        #expect(conn.read { $0.count >= 10 })
+        conn.send("200")
+        #expect(alice.stdout.wait(for: "Connected to", timeout: 10))
+        kill(alice.process.processIdentifier, SIGINT)
+        #expect(conn.read(timeout: 5) { _ in false } == false)   // raw session: just EOF
+        #expect(conn.receivedText == "alice_room")
+        #expect(alice.waitForExit(timeout: 5) == 0)
+    }
+
+    @Test func malformedReplyExitsWithCode1() throws {
+        let node = try FakeNode()
+        let alice = try client(node)
+        let conn = try node.accept()
+        #expect(conn.read { $0.count >= 10 })
+        conn.send("400")
+        #expect(alice.waitForExit(timeout: 10) == 1)
+        #expect(alice.stderr.wait(for: "The node refused the handshake as malformed (400).\n", timeout: 5))
+    }
+
+    @Test func closeWithoutAReplyExitsWithCode1() throws {
+        let node = try FakeNode()
+        let alice = try client(node)
+        do {
+            let conn = try node.accept()
+            #expect(conn.read { $0.count >= 10 })
+        }   // closed here
+        #expect(alice.waitForExit(timeout: 10) == 1)
+        #expect(alice.stderr.wait(for: "closed the connection without answering the handshake", timeout: 5))
+    }
+
+    @Test func nodeDroppingTheSessionWithoutExitIsCode1() throws {
+        let node = try FakeNode()
+        let alice = try client(node, ["--line"])
+        do {
+            let conn = try node.accept()
+            #expect(conn.read { $0.last == UInt8(ascii: "\n") })
+            conn.send("200\n* you were replaced by a newer login\n")
+            #expect(alice.stdout.wait(for: "* you were replaced", timeout: 10))
+        }
+        #expect(alice.waitForExit(timeout: 5) == 1)
+        #expect(alice.stderr.wait(for: "The node closed the connection.\n", timeout: 5))
+    }
+
+    @Test func unreachableNodeExitsWithCode1() throws {
+        let port = try freePort()
+        let c = try Child(try TestEnv.requireBinary(), ["client", "-a", "127.0.0.1", "-p", "\(port)", "-u", "alice", "-c", "room"])
+        #expect(c.waitForExit(timeout: 10) == 1)
+        #expect(c.stderr.wait(for: "Cannot connect to 127.0.0.1:\(port): Connection refused\n", timeout: 5))
+    }
+
+    @Test func invalidNamesExitWithCode2BeforeConnecting() throws {
+        let bin = try TestEnv.requireBinary()
+        let c = try Child(bin, ["client", "-a", "127.0.0.1", "-p", "9", "-u", "al ice", "-c", "room"])
+        #expect(c.waitForExit(timeout: 10) == 2)
+        #expect(c.stderr.wait(for: "Invalid username \"al ice\"", timeout: 5))
+        let d = try Child(bin, ["client", "-a", "127.0.0.1", "-p", "9", "-u", "alice", "-c", String(repeating: "r", count: 65)])
+        #expect(d.waitForExit(timeout: 10) == 2)
+    }
+}

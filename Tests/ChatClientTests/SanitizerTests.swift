@@ -1,0 +1,42 @@
+import Testing
+@testable import ChatClient
+
+@Suite struct SanitizerTests {
+    private func shown(_ bytes: [UInt8]) -> String { Sanitizer.displayText(bytes) }
+
+    @Test func plainTextIsUnchanged() {
+        #expect(shown(Array("bob - hi there".utf8)) == "bob - hi there")
+        #expect(shown(Array("naïve 日本 🎉".utf8)) == "naïve 日本 🎉")
+    }
+
+    @Test func escapeBecomesCaretNotation() {
+        #expect(shown(Array("a\u{1B}[2Jb".utf8)) == "a^[[2Jb")
+        #expect(shown(Array("\u{1B}]0;pwned\u{07}".utf8)) == "^[]0;pwned^G")
+    }
+
+    @Test func c0ControlsAndDelAreVisibleButTabIsKept() {
+        #expect(shown([0x00, 0x0D, 0x0A, 0x08]) == "^@^M^J^H")
+        #expect(shown([0x61, 0x7F, 0x62]) == "a^?b")
+        #expect(shown(Array("a\tb".utf8)) == "a\tb")
+    }
+
+    @Test func c1ControlsAreVisible() {
+        // U+009B (CSI) encoded C2 9B would start an escape sequence on some terminals.
+        #expect(shown([0x61, 0xC2, 0x9B, 0x32, 0x4A]) == "aM-^[2J")
+        #expect(shown([0xC2, 0x80, 0xC2, 0x9F]) == "M-^@M-^_")
+        #expect(shown([0xC2, 0xA0]) == "\u{A0}")   // NBSP is not Cc
+    }
+
+    @Test func invalidUTF8BecomesReplacementCharacter() {
+        #expect(shown([0x61, 0xFF, 0x62]) == "a\u{FFFD}b")
+        #expect(shown([0xC0, 0xAF]).allSatisfy { $0 == "\u{FFFD}" })        // overlong "/"
+        #expect(shown([0xED, 0xA0, 0x80]).allSatisfy { $0 == "\u{FFFD}" })  // surrogate
+        #expect(shown([0x61, 0xE6, 0x97]) == "a\u{FFFD}")                   // truncated
+    }
+
+    @Test func outputNeverHoldsAControlCharacter() {
+        let every = (0...255).map { UInt8($0) } + [0xC2, 0x85, 0xC2, 0x9B]
+        let text = shown(every)
+        #expect(!text.unicodeScalars.contains { ($0.value < 0x20 && $0 != "\t") || (0x7F...0x9F).contains($0.value) })
+    }
+}
