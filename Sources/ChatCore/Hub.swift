@@ -169,7 +169,7 @@ public final class Hub {
         guard let room = session.room else { return .ok }
         stats.messagesIn += 1
         let payload = Payload.line(prefix: session.prefix, text: text)
-        for member in room.members { member.send(payload) }
+        room.fanOut(payload)
         stats.deliveries += room.members.count
         cluster?.relay(roomKey: room.id.key, user: session.username.display, text: text)
         return .ok
@@ -181,7 +181,7 @@ public final class Hub {
         guard let room = rooms[roomKey] else { return }
         var t = text
         let payload = t.withUTF8 { Payload.line(prefix: Array((user + " - ").utf8), text: UnsafeRawBufferPointer($0)) }
-        for member in room.members { member.send(payload) }
+        room.fanOut(payload)
         stats.deliveries += room.members.count
     }
 

@@ -9,6 +9,7 @@ public final class Payload: @unchecked Sendable {
     public var count: Int { bytes.count }
 
     private init(count: Int, endsWithNewline: Bool) {
+        queueRefs = 0
         bytes = .allocate(byteCount: max(count, 1), alignment: 1)
         self.endsWithNewline = endsWithNewline
         bytesCount = count
@@ -16,6 +17,19 @@ public final class Payload: @unchecked Sendable {
     private let bytesCount: Int
 
     deinit { bytes.deallocate() }
+
+    /// References held by connection queues and writes in flight. Counted without atomics
+    /// (everything runs on the loop thread): the first one retains the payload once, the
+    /// last one releases it, so a fan-out to N members costs one atomic retain, not N.
+    public fileprivate(set) var queueRefs = 0
+
+    /// A reference for a queue; give it back with `Unmanaged.dropQueueRef()`.
+    @inline(__always)
+    public func takeQueueRef() -> Unmanaged<Payload> {
+        if queueRefs == 0 { _ = Unmanaged.passRetained(self) }
+        queueRefs += 1
+        return Unmanaged.passUnretained(self)
+    }
 
     /// `<prefix><text>\n` in one allocation: the relayed `<USERNAME> - <TEXT>` line.
     public static func line(prefix: [UInt8], text: UnsafeRawBufferPointer) -> Payload {
@@ -44,5 +58,17 @@ public final class Payload: @unchecked Sendable {
     @inline(__always)
     public func length(for framing: Framing) -> Int {
         (framing == .raw && endsWithNewline) ? bytesCount - 1 : bytesCount
+    }
+}
+
+extension Unmanaged where Instance == Payload {
+    /// Gives back a reference from `takeQueueRef()`; the last one frees the payload.
+    @inline(__always)
+    public func dropQueueRef() {
+        let last: Bool = _withUnsafeGuaranteedRef { p in
+            p.queueRefs -= 1
+            return p.queueRefs == 0
+        }
+        if last { release() }
     }
 }

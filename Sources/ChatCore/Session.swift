@@ -3,11 +3,17 @@
 /// inside a room's fan-out loop); a connection that must go marks itself and goes later.
 public protocol SessionSink: AnyObject {
     func enqueue(_ payload: Payload, length: Int)
+    /// The connection's queue, when it has one: fan-outs append to it directly.
+    var outbox: Outbox? { get }
     /// A login that waited for the cluster is settled: the session (its `200` is queued),
     /// or nil (its `403` is queued).
     func loginFinished(_ session: Session?)
     /// The session must end: its name went to an earlier claim (SPEC.md §4.2.5). Its notice is queued.
     func endSession()
+}
+
+extension SessionSink {
+    public var outbox: Outbox? { nil }
 }
 
 /// A logged-in member: one username in one room, on one connection.
@@ -20,6 +26,8 @@ public final class Session {
     public unowned(unsafe) let sink: any SessionSink
     /// `<USERNAME> - `, encoded once at login.
     let prefix: [UInt8]
+    /// The connection's queue (nil for sinks without one: then `sink.enqueue`).
+    let outbox: Outbox?
     /// Position in `room.members`, for O(1) removal.
     var slot = -1
     var room: Room?
@@ -30,36 +38,55 @@ public final class Session {
         self.framing = framing
         self.sink = sink
         prefix = Array((username.display + " - ").utf8)
+        outbox = sink.outbox
     }
 
     @inline(__always)
     func send(_ payload: Payload) {
-        sink.enqueue(payload, length: payload.length(for: framing))
+        if let outbox {
+            outbox.append(payload, length: payload.length(for: framing))
+        } else {
+            sink.enqueue(payload, length: payload.length(for: framing))
+        }
     }
 }
 
 /// A chat room: exists while it has members (SPEC.md §3.1).
 public final class Room {
     public let id: ChatName
-    public private(set) var members: ContiguousArray<Session> = []
+    /// The Hub's session table owns the sessions; the room only points at them, so a
+    /// fan-out walks the array without retaining and releasing every member.
+    public struct Member {
+        let ref: Unmanaged<Session>
+        public var session: Session { ref.takeUnretainedValue() }
+    }
+    public private(set) var members: ContiguousArray<Member> = []
 
     init(id: ChatName) { self.id = id }
 
     func add(_ s: Session) {
         s.slot = members.count
         s.room = self
-        members.append(s)
+        members.append(Member(ref: Unmanaged.passUnretained(s)))
     }
 
     func remove(_ s: Session) {
         let i = s.slot
-        guard i >= 0, i < members.count, members[i] === s else { return }
+        guard i >= 0, i < members.count, members[i].session === s else { return }
         let last = members.removeLast()
         if i < members.count {
             members[i] = last
-            last.slot = i
+            last.session.slot = i
         }
         s.slot = -1
         s.room = nil
+    }
+
+    /// Hands one shared payload to every member.
+    @inline(__always)
+    func fanOut(_ payload: Payload) {
+        members.withUnsafeBufferPointer { all in
+            for m in all { m.ref._withUnsafeGuaranteedRef { $0.send(payload) } }
+        }
     }
 }

@@ -54,6 +54,7 @@ final class ClientHandler: ConnectionHandler, SessionSink {
     // MARK: SessionSink
 
     func enqueue(_ payload: Payload, length: Int) { send(payload, length: length) }
+    var outbox: Outbox? { conn.outbox }
 
     func loginFinished(_ s: Session?) {
         guard let name = waitingFor else { return }

@@ -35,12 +35,11 @@ final class Connection {
     var handler: (any ConnectionHandler)?
 
     /// Outgoing bytes not yet handed to libuv: (payload, how many of its bytes).
-    private var queue = Deque<(Payload, Int)>()
-    private(set) var queuedBytes = 0
+    /// Outgoing bytes not yet handed to libuv.
+    let outbox = Outbox()
     /// Writes handed to libuv whose callback has not come yet.
     private var inflightWrites = 0
     private var freeBatches: [WriteBatch] = []
-    private var scheduled = false
     /// Past this many queued bytes the connection is dropped (a reader that stopped reading).
     var maxQueueBytes: Int
 
@@ -67,6 +66,7 @@ final class Connection {
         openHandles = 2
         shutdownReq.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         connectReq.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        outbox.onSchedule = { [unowned(unsafe) self] in self.loop.schedule(self) }
     }
 
     /// Takes a pending connection from `server`. On failure the connection is closed.
@@ -167,34 +167,32 @@ final class Connection {
     /// Queues bytes for the end of this loop turn. Never writes, closes or frees
     /// synchronously: it may run inside a room's fan-out.
     func send(_ payload: Payload, length: Int) {
-        guard state == .open || state == .draining, !closeRequested, length > 0 else { return }
-        queue.append((payload, length))
-        queuedBytes += length
-        // What one turn may pile up before the flush: generous, since a burst that the kernel
-        // takes at once is no sign of a slow reader; only a bound on memory.
-        if queuedBytes > max(4 * maxQueueBytes, maxQueueBytes + (1 << 20)) {
-            dropSlowConsumer()
-            return
-        }
-        if !scheduled {
-            scheduled = true
-            loop.schedule(self)
-        }
+        guard state == .open || state == .draining, !closeRequested else { return }
+        outbox.append(payload, length: length)
     }
+
+    var queuedBytes: Int { outbox.bytes }
 
     private func dropSlowConsumer() {
         closeRequested = true
         closeReason = "slow consumer: outgoing queue over \(maxQueueBytes) bytes"
         loop.stats.slowConsumerDrops += 1
-        queue.removeAll()
-        queuedBytes = 0
-        if !scheduled { scheduled = true; loop.schedule(self) }
+        outbox.removeAll()
+        outbox.closed = true
+        if !outbox.scheduled { outbox.scheduled = true; loop.schedule(self) }
     }
 
     /// End of the loop turn: flush, or carry out a close requested mid-fan-out.
     func turnEnded() {
-        scheduled = false
+        outbox.scheduled = false
         if closeRequested { close(); return }
+        // What one turn may pile up: generous, since a burst the kernel takes at once is no
+        // sign of a slow reader; only a bound on memory.
+        if outbox.bytes > max(4 * maxQueueBytes, maxQueueBytes + (1 << 20)) {
+            dropSlowConsumer()
+            close()
+            return
+        }
         flush()
     }
 
@@ -203,19 +201,19 @@ final class Connection {
     /// past `maxQueueBytes` of that the reader is too slow and is dropped (SPEC.md §3.4).
     private func flush() {
         guard state == .open || state == .draining else { return }
-        while !queue.isEmpty {
+        while !outbox.isEmpty {
             let batch = freeBatches.popLast() ?? WriteBatch()
             var bytes = 0
-            while batch.count < WriteBatch.maxBufs, let (p, len) = queue.popFirst() {
+            while batch.count < WriteBatch.maxBufs, let (p, len) = outbox.popFirst() {
                 batch.append(p, len)
                 bytes += len
             }
-            queuedBytes -= bytes
             loop.stats.bytesOut += bytes
             batch.conn = self
             batch.req.pointee.data = Unmanaged.passRetained(batch).toOpaque()
             let rc = uv_write(batch.req, cuv_stream(tcp), batch.bufs, UInt32(batch.count), onWrite)
             if rc != 0 {
+                batch.reset()
                 Unmanaged<WriteBatch>.fromOpaque(batch.req.pointee.data).release()
                 close(reason: "write failed: \(uvError(rc))")
                 return
@@ -237,7 +235,7 @@ final class Connection {
             if status != UV_ECANCELED.rawValue { close(reason: "write error: \(uvError(status))") }
             return
         }
-        if state == .draining && inflightWrites == 0 && queue.isEmpty { finishDraining() }
+        if state == .draining && inflightWrites == 0 && outbox.isEmpty { finishDraining() }
     }
 
     // MARK: Closing
@@ -249,7 +247,7 @@ final class Connection {
         state = .draining
         stopReading()
         setTimerUnchecked(graceMs)
-        if !scheduled { scheduled = true; loop.schedule(self) }
+        if !outbox.scheduled { outbox.scheduled = true; loop.schedule(self) }
     }
 
     private func finishDraining() {
@@ -266,8 +264,8 @@ final class Connection {
         if closeReason.isEmpty { closeReason = reason }
         state = .closed
         reading = false
-        queue.removeAll()
-        queuedBytes = 0
+        outbox.removeAll()
+        outbox.closed = true
         handler?.willClose()
         uv_close(cuv_handle(tcp), onHandleClosed)
         uv_close(cuv_handle(timer), onHandleClosed)
@@ -304,17 +302,22 @@ final class WriteBatch {
     static let maxBufs = 1024
     let req = UnsafeMutablePointer<uv_write_t>.allocate(capacity: 1)
     let bufs = UnsafeMutablePointer<uv_buf_t>.allocate(capacity: WriteBatch.maxBufs)
-    private var payloads: [Payload] = []
+    private var payloads: [Unmanaged<Payload>] = []
     /// The connection outlives its writes: libuv cancels them before the close callbacks.
     unowned(unsafe) var conn: Connection?
     var count: Int { payloads.count }
 
-    func append(_ p: Payload, _ len: Int) {
-        bufs[payloads.count] = uv_buf_init(p.bytes.baseAddress!.assumingMemoryBound(to: CChar.self), UInt32(len))
+    /// Takes over a queue reference to `p`, given back in `reset()`.
+    func append(_ p: Unmanaged<Payload>, _ len: Int) {
+        let base = p._withUnsafeGuaranteedRef { $0.bytes.baseAddress! }
+        bufs[payloads.count] = uv_buf_init(base.assumingMemoryBound(to: CChar.self), UInt32(len))
         payloads.append(p)
     }
 
-    func reset() { payloads.removeAll(keepingCapacity: true) }
+    func reset() {
+        for p in payloads { p.dropQueueRef() }
+        payloads.removeAll(keepingCapacity: true)
+    }
 
     deinit {
         req.deallocate()
