@@ -6,6 +6,7 @@ import PackageDescription
 //   ChatCore   every rule of the protocol, no I/O: names, framing, validation, rooms, registry
 //   ChatNode   the libuv runtime: sockets, timers, write queues; feeds bytes to ChatCore
 //   ChatClient the terminal client
+//   ChatBench  `tcp_chat bench`, the load tool
 //   tcp_chat   the executable: parses arguments, starts a node or a client
 // Swift's dynamic exclusivity checks cost ~8% of the relay's CPU (perf, fanout); the
 // loop is single-threaded and the hot types are final classes, so release builds skip them.
@@ -23,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .systemLibrary(
@@ -52,10 +54,14 @@ let package = Package(
             name: "ChatClient",
             dependencies: ["ChatCore"]
         ),
+        .target(
+            name: "ChatBench",
+            dependencies: ["ChatCore", .product(name: "Histogram", package: "hdrhistogram-swift")]
+        ),
         .executableTarget(
             name: "tcp_chat",
             dependencies: [
-                "ChatNode", "ChatClient", "ChatCore",
+                "ChatNode", "ChatClient", "ChatCore", "ChatBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
