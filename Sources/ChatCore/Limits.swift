@@ -14,6 +14,9 @@ public struct Limits: Sendable, Equatable {
     public var maxHandshakeBytes: Int = 256
     /// `--max-connections`, 0 (none): connections a node accepts at once; past it new ones are closed.
     public var maxConnections: Int = 0
+    /// `--max-total-queue-bytes`, 268435456: all clients' unsent bytes together; past it, a
+    /// client with a backlog is dropped at its next flush (many slow consumers at once).
+    public var maxTotalQueueBytes: Int = 256 * 1024 * 1024
 
     /// Usernames are 1…32 characters (SPEC.md §3.1).
     public static let maxUsernameLength = 32

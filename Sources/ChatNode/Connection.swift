@@ -220,15 +220,39 @@ final class Connection {
             }
             inflightWrites += 1
         }
-        if uv_stream_get_write_queue_size(cuv_stream(tcp)) > maxQueueBytes {
+        let backlog = uv_stream_get_write_queue_size(cuv_stream(tcp))
+        if backlog > maxQueueBytes {
             dropSlowConsumer()
             return
+        }
+        if let cap = backlogCap {
+            noteBacklog(backlog)
+            // Over the node's total: whoever still has a backlog at its flush goes (a reader
+            // keeping up has none once the kernel took its bytes).
+            if loop.clientBacklog > cap && backlog > 0 {
+                loop.stats.memoryCapDrops += 1
+                closeRequested = true
+                closeReason = "slow consumer: all clients' queues over \(cap) bytes"
+                close()
+                return
+            }
         }
         if state == .draining && inflightWrites == 0 { finishDraining() }
     }
 
+    /// The node-wide cap this connection counts towards (clients only); nil for none.
+    var backlogCap: Int?
+    /// This connection's part of `loop.clientBacklog`.
+    private var countedBacklog = 0
+
+    private func noteBacklog(_ bytes: Int) {
+        loop.clientBacklog += bytes - countedBacklog
+        countedBacklog = bytes
+    }
+
     fileprivate func writeDone(_ batch: WriteBatch, _ status: Int32) {
         inflightWrites -= 1
+        if backlogCap != nil && state != .closed { noteBacklog(uv_stream_get_write_queue_size(cuv_stream(tcp))) }
         batch.reset()
         if freeBatches.count < 4 { freeBatches.append(batch) }
         if status < 0 {
@@ -266,6 +290,7 @@ final class Connection {
         reading = false
         outbox.removeAll()
         outbox.closed = true
+        noteBacklog(0)
         handler?.willClose()
         uv_close(cuv_handle(tcp), onHandleClosed)
         uv_close(cuv_handle(timer), onHandleClosed)

@@ -13,6 +13,8 @@ final class EventLoop {
     private let prepare: UnsafeMutablePointer<uv_prepare_t>
     /// Counters of the runtime, for metrics and status.
     var stats = RuntimeStats()
+    /// Unsent bytes of every client connection together (libuv queues and outboxes).
+    var clientBacklog = 0
     private var prepareClosed = false
 
     init() {
@@ -94,6 +96,7 @@ struct RuntimeStats {
     var accepted = 0
     var acceptErrors = 0
     var slowConsumerDrops = 0
+    var memoryCapDrops = 0
     var rateLimitPauses = 0
     var handshakeFailures = 0
     var handshakeTimeouts = 0

@@ -64,6 +64,8 @@ final class NodeMetrics {
         counter("logins", "Logins granted", hub.logins)
         counter("logins_refused", "Logins refused with 403", hub.loginsRefused)
         counter("drops", "Things dropped, by reason", rt.slowConsumerDrops, labels: [("reason", "slow_consumer")])
+        counter("drops", "Things dropped, by reason", rt.memoryCapDrops, labels: [("reason", "memory_cap")])
+        gauge("client_backlog_bytes", "Unsent bytes of all clients together (bounded by --max-total-queue-bytes)", node.loop.clientBacklog)
         counter("drops", "Things dropped, by reason", rt.rateLimitPauses, labels: [("reason", "rate_limit")])
         counter("drops", "Things dropped, by reason", hub.refused, labels: [("reason", "bad_input")])
         counter("drops", "Things dropped, by reason", rt.handshakeFailures + rt.handshakeTimeouts, labels: [("reason", "bad_handshake")])

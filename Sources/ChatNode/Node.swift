@@ -140,6 +140,7 @@ public final class Node {
         }
         guard let server = listener?.tcp else { return }
         let conn = Connection(loop: loop, maxQueueBytes: hub.limits.maxQueueBytes)
+        conn.backlogCap = hub.limits.maxTotalQueueBytes
         nextID += 1
         let client = ClientHandler(node: self, conn: conn, id: nextID)
         conn.handler = client

@@ -31,6 +31,7 @@ final class PeerLink: ConnectionHandler {
         openedMs = node.loop.nowMs
         lastHeardMs = openedMs
         conn.maxQueueBytes = node.peerQueueBytes
+        conn.backlogCap = nil  // peer links have their own, larger queues (SPEC.md §2)
     }
 
     private var log: Logger { node.logger }

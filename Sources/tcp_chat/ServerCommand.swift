@@ -37,6 +37,8 @@ struct ServerCommand: ParsableCommand {
     var maxHandshakeBytes = Limits().maxHandshakeBytes
     @Option(help: "Connections accepted at once; 0 means no limit but the fd limit.")
     var maxConnections = Limits().maxConnections
+    @Option(help: "All clients' unsent bytes together; past it, clients with a backlog are dropped.")
+    var maxTotalQueueBytes = Limits().maxTotalQueueBytes
     @Option(name: .customLong("peer"), help: ArgumentHelp("Another node's address (the one its clients use) to join; repeatable.", valueName: "HOST:PORT"))
     var peers: [String] = []
     @Option(help: ArgumentHelp("The address other nodes dial to reach this one (default: the listen address).", valueName: "HOST:PORT"))
@@ -63,6 +65,7 @@ struct ServerCommand: ParsableCommand {
         guard silenceMs >= 1 else { throw ValidationError("--silence-ms must be at least 1") }
         guard maxHandshakeBytes >= 100 else { throw ValidationError("--max-handshake-bytes must be at least 100") }
         guard maxConnections >= 0 else { throw ValidationError("--max-connections must be 0 or more") }
+        guard maxTotalQueueBytes >= 65536 else { throw ValidationError("--max-total-queue-bytes must be at least 65536") }
         for p in peers + [advertise].compactMap({ $0 }) where !isHostPort(p) {
             throw ValidationError("'\(p)' is not HOST:PORT (IPv6 as [ADDR]:PORT)")
         }
@@ -84,6 +87,7 @@ struct ServerCommand: ParsableCommand {
         limits.silenceMs = UInt64(silenceMs)
         limits.maxHandshakeBytes = maxHandshakeBytes
         limits.maxConnections = maxConnections
+        limits.maxTotalQueueBytes = maxTotalQueueBytes
         let level = Logger.Level(rawValue: logLevel)!
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)

@@ -10,7 +10,7 @@ struct TCPChat: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tcp_chat",
         abstract: "A federated chat relay for the tcp_chat protocol, and its terminal client.",
-        subcommands: [ServerCommand.self, ClientCommand.self, StartCommand.self, StatusCommand.self]
+        subcommands: [ServerCommand.self, ClientCommand.self, StartCommand.self, StatusCommand.self, BenchCommand.self]
     )
 
     /// Options may also come from the environment (EnvironmentOptions).

@@ -80,6 +80,57 @@ struct LimitsTests {
         }
     }
 
+    @Test func manySlowConsumersAreBoundedByTheNodesTotalCap() throws {
+        // Each snail alone stays under its own (large) queue cap; together they pass the
+        // node's total cap, so they are dropped, while the readers lose nothing.
+        try withNode(["--max-queue-bytes", "67108864", "--max-total-queue-bytes", "1048576", "--rate-limit", "0"]) { node in
+            let alice = try LineClient.join("alice", "room", port: node.port)
+            let bob = try LineClient.join("bob", "room", port: node.port)
+            let snails = try (0..<6).map { try LineClient.join("snail\($0)", "room", port: node.port, receiveBufferBytes: 4096) }
+            let ports = snails.map(\.localPort)
+            func allClosed() -> Bool {
+                zip(snails, ports).allSatisfy { snail, port in
+                    snail.isResetOrHungUp
+                        || TCPTable.state(localPort: node.port, remotePort: port).map { $0 != TCPTable.established } ?? true
+                }
+            }
+            let filler = String(repeating: "q", count: 1000)
+            func text(_ i: Int) -> String { "\(i) \(filler)" }
+            var sent = 0, echoed = 0, bobGot = 0
+            var total: Int?
+            let window = 16, cap = 40_000
+            let deadline = Deadline(.seconds(40))
+            while total.map({ echoed < $0 }) ?? true {
+                while total == nil && sent < cap && sent - echoed < window {
+                    try alice.send(text(sent) + "\n")
+                    sent += 1
+                }
+                if echoed == sent { break }
+                let echo = try alice.readLine()
+                guard echo == "alice - \(text(echoed))" else { throw E2EError("alice: echo \(echoed) is \(echo.prefix(40))") }
+                echoed += 1
+                for line in try bob.availableLines() {
+                    guard line == "alice - \(text(bobGot))" else { throw E2EError("bob: message \(bobGot) is \(line.prefix(40))") }
+                    bobGot += 1
+                }
+                if total == nil && echoed % 64 == 0 && allClosed() { total = sent }
+                if deadline.expired { throw E2EError("flood not done in 40 s: \(echoed) echoed") }
+            }
+            guard let total else { throw E2EError("the snails were still connected after \(cap) messages of 1 KB") }
+            for line in try bob.readLines(total - bobGot, timeout: .seconds(10)) {
+                guard line == "alice - \(text(bobGot))" else { throw E2EError("bob: message \(bobGot) is \(line.prefix(40))") }
+                bobGot += 1
+            }
+            #expect(bobGot == total)
+            try alice.send("done\n")
+            #expect(try alice.readLine() == "alice - done")
+            #expect(try bob.readLine() == "alice - done")
+            _ = try retry(for: .seconds(2), "the node logs the total cap") { () -> Bool? in
+                node.stderr.contains("all clients' queues over 1048576 bytes") ? true : nil
+            }
+        }
+    }
+
     @Test func floodOverTheRateLimitIsDelayedNotLostWithOneNotice() throws {
         try withNode(["--rate-limit", "10"]) { node in   // burst 20; 30 messages take ~1 s
             let alice = try LineClient.join("alice", "room", port: node.port)
