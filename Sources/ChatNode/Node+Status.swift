@@ -20,7 +20,10 @@ extension Node {
                 ("queue_bytes", .int(link.conn.queuedBytes)),
             ]))
         }
-        for d in dialers.values.sorted(by: { $0.address < $1.address }) where d.node.map({ links[$0] == nil }) ?? true {
+        // Addresses kept dialed that are not up (this node's own address, listed among the
+        // peers as in a Kubernetes StatefulSet, is never dialed and not shown).
+        for d in dialers.values.sorted(by: { $0.address < $1.address })
+        where d.address != cluster.advertise && (d.node.map({ links[$0] == nil }) ?? true) {
             linkList.append(.object([
                 ("peer", d.node.map { .string($0.text) } ?? .null),
                 ("address", .string(d.address)),

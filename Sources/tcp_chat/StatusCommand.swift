@@ -1,6 +1,10 @@
 import ArgumentParser
 import ChatClient
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `tcp_chat status`: the cluster as one node sees it (docs/operations.md).
 struct StatusCommand: ParsableCommand {
@@ -20,52 +24,87 @@ struct StatusCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let file = clusterSecretFile ?? ProcessInfo.processInfo.environment["TCP_CHAT_CLUSTER_SECRET_FILE"]
+        let file = clusterSecretFile ?? processEnvironment()["TCP_CHAT_CLUSTER_SECRET_FILE"]
         let secret = try file.map { try readSecret($0) }
         switch StatusClient.fetch(host: address, port: port, secret: secret) {
         case .failure(let f):
-            FileHandle.standardError.write(Data("\(f)\n".utf8))
+            let line = Array("\(f)\n".utf8)
+            _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
             throw ExitCode(1)
         case .success(let text):
             if json { print(text); return }
-            guard let obj = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+            guard let report = try? JSONDecoder().decode(StatusReport.self, from: Data(text.utf8)) else {
                 print(text)
                 return
             }
-            print(StatusText.render(obj), terminator: "")
+            print(report.rendered, terminator: "")
         }
     }
 }
 
-/// The human form of a status report.
-enum StatusText {
-    static func render(_ r: [String: Any]) -> String {
-        var out = ""
-        let node = r["node"] as? [String: Any] ?? [:]
-        let totals = r["totals"] as? [String: Any] ?? [:]
-        func v(_ d: [String: Any], _ k: String) -> String { d[k].map { "\($0)" } ?? "-" }
-        out += "node \(v(node, "id")) listening on \(v(node, "listen")), advertised as \(v(node, "advertise")), up \(Int((node["uptime_ms"] as? Int ?? 0) / 1000)) s, \((node["secret"] as? Bool ?? false) ? "secret cluster" : "open cluster")\n"
-        out += "totals: \(v(totals, "cluster_nodes")) nodes, \(v(totals, "cluster_sessions")) sessions in the cluster; here \(v(totals, "sessions")) sessions, \(v(totals, "rooms")) rooms, \(v(totals, "connections")) connections, \(v(totals, "messages_in")) messages in, \(v(totals, "deliveries")) delivered\n"
+/// The node's JSON report (Node+Status.swift), as far as the human form needs it.
+struct StatusReport: Decodable {
+    struct NodeInfo: Decodable {
+        var id: String
+        var listen: String
+        var advertise: String
+        var uptime_ms: Int
+        var secret: Bool
+    }
+    struct Totals: Decodable {
+        var connections, sessions, rooms, cluster_nodes, cluster_sessions, messages_in, deliveries: Int
+    }
+    struct Link: Decodable {
+        var peer: String?
+        var address: String
+        var direction: String
+        var state: String
+        var last_heard_ms_ago: Int?
+        var queue_bytes: Int?
+    }
+    struct Member: Decodable {
+        var id: String
+        var advertise: String
+        var `self`: Bool
+        var sessions: Int
+        var last_heard_ms_ago: Int?
+    }
+    struct Room: Decodable {
+        var room: String
+        var members: Int
+        var per_node: [String: Int]
+    }
+    var node: NodeInfo
+    var totals: Totals
+    var links: [Link]
+    var nodes: [Member]
+    var rooms: [Room]?
+
+    var rendered: String {
+        func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+        var out = "node \(node.id) listening on \(node.listen), advertised as \(node.advertise), up \(node.uptime_ms / 1000) s, "
+        out += node.secret ? "secret cluster\n" : "open cluster\n"
+        out += "totals: \(totals.cluster_nodes) nodes, \(totals.cluster_sessions) sessions in the cluster; here "
+        out += "\(totals.sessions) sessions, \(totals.rooms) rooms, \(totals.connections) connections, "
+        out += "\(totals.messages_in) messages in, \(totals.deliveries) delivered\n"
         out += "\nlinks:\n"
-        let links = r["links"] as? [[String: Any]] ?? []
         if links.isEmpty { out += "  (none)\n" }
         for l in links {
-            let heard = l["last_heard_ms_ago"].map { "heard \($0) ms ago" } ?? ""
-            let queue = l["queue_bytes"].map { "queue \($0) B" } ?? ""
-            out += "  \(v(l, "state").padding(toLength: 10, withPad: " ", startingAt: 0)) \(v(l, "direction").padding(toLength: 3, withPad: " ", startingAt: 0)) \(v(l, "peer").padding(toLength: 16, withPad: " ", startingAt: 0)) \(v(l, "address").padding(toLength: 22, withPad: " ", startingAt: 0)) \(heard) \(queue)\n"
+            let heard = l.last_heard_ms_ago.map { "heard \($0) ms ago" } ?? ""
+            let queue = l.queue_bytes.map { "queue \($0) B" } ?? ""
+            out += "  \(pad(l.state, 10)) \(pad(l.direction, 3)) \(pad(l.peer ?? "-", 16)) \(pad(l.address, 22)) \(heard) \(queue)\n"
         }
         out += "\nnodes:\n"
-        for n in r["nodes"] as? [[String: Any]] ?? [] {
-            let me = (n["self"] as? Bool ?? false) ? " (this node)" : ""
-            let heard = n["last_heard_ms_ago"].map { ", heard \($0) ms ago" } ?? ""
-            out += "  \(v(n, "id")) \(v(n, "advertise")): \(v(n, "sessions")) sessions\(heard)\(me)\n"
+        for n in nodes {
+            let heard = n.last_heard_ms_ago.map { ", heard \($0) ms ago" } ?? ""
+            out += "  \(n.id) \(n.advertise): \(n.sessions) sessions\(heard)\(n.`self` ? " (this node)" : "")\n"
         }
-        if let rooms = r["rooms"] as? [[String: Any]] {
+        if let rooms {
             out += "\nrooms:\n"
             if rooms.isEmpty { out += "  (none)\n" }
-            for room in rooms {
-                let per = (room["per_node"] as? [String: Any] ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-                out += "  \(v(room, "room")): \(v(room, "members")) members (\(per.joined(separator: ", ")))\n"
+            for r in rooms {
+                let per = r.per_node.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+                out += "  \(r.room): \(r.members) members (\(per.joined(separator: ", ")))\n"
             }
         } else {
             out += "\nrooms: hidden (pass --cluster-secret-file to see them)\n"
