@@ -42,11 +42,20 @@ echo "soak: nodes $a $b $c (pids $apid $bpid $cpid), ${minutes} min, logs in $wo
 
 # The steady load: 1,000 clients in 100 rooms of 10, spread over the three nodes, every
 # client sending 5 msg/s (5,000 msg/s in, 50,000 deliveries/s).
+# The C load generator runs at most 10 minutes: the steady load is a chain of runs of up
+# to 10 minutes each (the clients log in again between them, a login wave every 10 min).
 duration=$((minutes * 60))
-"$work/loadgen" --proto tcpchat --target "$a" --target "$b" --target "$c" --clients 1000 --rooms 100 \
-    --senders 10 --rate 5 --size 64 --warmup 5 --duration "$duration" --drain 5 --connect-timeout 30 \
-    --name-prefix soak --room-prefix soakroom --pid "$apid" --pid "$bpid" --pid "$cpid" \
-    >"$work/steady.json" 2>"$work/steady.err" &
+(
+    left=$duration; n=0
+    while [ "$left" -gt 0 ]; do
+        seg=$(( left > 600 ? 600 : left ))
+        "$work/loadgen" --proto tcpchat --target "$a" --target "$b" --target "$c" --clients 1000 --rooms 100 \
+            --senders 10 --rate 5 --size 64 --warmup 5 --duration "$seg" --drain 5 --connect-timeout 30 \
+            --name-prefix "soak${n}x" --room-prefix soakroom --pid "$apid" --pid "$bpid" --pid "$cpid" \
+            >"$work/steady-$n.json" 2>"$work/steady-$n.err" || true
+        left=$(( left - seg )); n=$(( n + 1 ))
+    done
+) &
 steady=$!
 pids+=($steady)
 
@@ -70,22 +79,23 @@ echo "minute rssA fdsA rssB fdsB rssC fdsC p50us p99us probe_lost" | tee "$work/
 sleep 10
 for m in $(seq 0 $((minutes - 1))); do
     sample "$m"
-    kill -0 $steady 2>/dev/null || break
     sleep $((60 - 13))
 done
 wait $steady || true
-python3 - "$work/samples.txt" "$work/steady.json" <<'PY'
+python3 - "$work/samples.txt" "$work"/steady-*.json <<'PY'
 import json, sys
 rows = [l.split() for l in open(sys.argv[1]).read().splitlines()[1:] if l.strip()]
-steady = json.loads(open(sys.argv[2]).read().strip().splitlines()[-1])
+runs = [json.loads(open(f).read().strip().splitlines()[-1]) for f in sys.argv[2:]]
 first, last = rows[0], rows[-1]
 def kb(r): return [int(r[1]), int(r[3]), int(r[5])]
 def fds(r): return [int(r[2]), int(r[4]), int(r[6])]
+print(f"samples: {len(rows)} minutes; steady load: {len(runs)} runs")
 print(f"RSS KiB start {kb(first)} end {kb(last)}; fds start {fds(first)} end {fds(last)}")
 print(f"probe p99 us start {first[8]} end {last[8]}; p50 start {first[7]} end {last[7]}")
-print(f"steady load: sent/s {steady['sent_per_s']:.0f} delivered/s {steady['delivered_per_s']:.0f} "
-      f"lost {steady['lost']} duplicated {steady['duplicated']} reordered {steady['reordered']} errors {steady['errors']} "
-      f"p99 {steady['lat_us']['p99']} us over the whole run")
-bad = steady['lost'] or steady['duplicated'] or steady['reordered'] or steady['errors']
-sys.exit(1 if bad else 0)
+tot = {k: sum(r[k] for r in runs) for k in ("lost", "duplicated", "reordered", "errors", "delivered")}
+print(f"steady load: sent/s {sum(r['sent_per_s'] for r in runs)/len(runs):.0f} "
+      f"delivered/s {sum(r['delivered_per_s'] for r in runs)/len(runs):.0f} delivered {tot['delivered']} "
+      f"lost {tot['lost']} duplicated {tot['duplicated']} reordered {tot['reordered']} errors {tot['errors']}; "
+      f"p99 per run (us) {[r['lat_us']['p99'] for r in runs]}")
+sys.exit(1 if tot['lost'] or tot['duplicated'] or tot['reordered'] or tot['errors'] else 0)
 PY

@@ -20,6 +20,18 @@ public struct LatencySummary: Equatable, Sendable {
         p999 = Double(h.valueAtPercentile(99.9)) / 1000
         max = Double(h.maxRecorded) / 1000
     }
+
+    /// The histogram the load engine keeps: nanoseconds up to an hour, 3 significant digits.
+    static func histogram(significantDigits: SignificantDigits = .three) -> Histogram<UInt64> {
+        Histogram(highestTrackableValue: 3_600_000_000_000, numberOfSignificantValueDigits: significantDigits)
+    }
+
+    /// The summary of these latencies, through the same histogram as a run.
+    public static func of(nanoseconds values: [UInt64]) -> LatencySummary {
+        var h = histogram()
+        for v in values { h.record(v) }
+        return LatencySummary(nanoseconds: h)
+    }
 }
 
 /// Connections that went wrong, by cause (the C loadgen's `error_detail`).

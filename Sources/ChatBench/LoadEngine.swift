@@ -177,8 +177,8 @@ struct LoadEngine {
         }
         nSenders = ns
         // Nanoseconds up to an hour, 3 significant digits.
-        latency = Histogram(highestTrackableValue: 3_600_000_000_000, numberOfSignificantValueDigits: .three)
-        intervalLatency = Histogram(highestTrackableValue: 3_600_000_000_000, numberOfSignificantValueDigits: .two)
+        latency = LatencySummary.histogram()
+        intervalLatency = LatencySummary.histogram(significantDigits: .two)
     }
 
     /// Closes every socket and frees the memory.
