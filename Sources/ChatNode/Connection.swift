@@ -203,15 +203,16 @@ final class Connection {
         guard state == .open || state == .draining else { return }
         while !outbox.isEmpty {
             let batch = freeBatches.popLast() ?? WriteBatch()
+            batch.conn = self
             var bytes = 0
             while batch.count < WriteBatch.maxBufs, let (p, len) = outbox.popFirst() {
                 batch.append(p, len)
                 bytes += len
             }
             loop.stats.bytesOut += bytes
-            batch.conn = self
             batch.req.pointee.data = Unmanaged.passRetained(batch).toOpaque()
-            let rc = uv_write(batch.req, cuv_stream(tcp), batch.bufs, UInt32(batch.count), onWrite)
+            // libuv copies the buffer descriptors into its request: one scratch array serves all.
+            let rc = uv_write(batch.req, cuv_stream(tcp), loop.writeBufs, UInt32(batch.count), onWrite)
             if rc != 0 {
                 batch.reset()
                 Unmanaged<WriteBatch>.fromOpaque(batch.req.pointee.data).release()
@@ -326,7 +327,6 @@ private func onWrite(_ req: UnsafeMutablePointer<uv_write_t>?, _ status: Int32) 
 final class WriteBatch {
     static let maxBufs = 1024
     let req = UnsafeMutablePointer<uv_write_t>.allocate(capacity: 1)
-    let bufs = UnsafeMutablePointer<uv_buf_t>.allocate(capacity: WriteBatch.maxBufs)
     private var payloads: [Unmanaged<Payload>] = []
     /// The connection outlives its writes: libuv cancels them before the close callbacks.
     unowned(unsafe) var conn: Connection?
@@ -335,7 +335,7 @@ final class WriteBatch {
     /// Takes over a queue reference to `p`, given back in `reset()`.
     func append(_ p: Unmanaged<Payload>, _ len: Int) {
         let base = p._withUnsafeGuaranteedRef { $0.bytes.baseAddress! }
-        bufs[payloads.count] = uv_buf_init(base.assumingMemoryBound(to: CChar.self), UInt32(len))
+        conn!.loop.writeBufs[payloads.count] = uv_buf_init(base.assumingMemoryBound(to: CChar.self), UInt32(len))
         payloads.append(p)
     }
 

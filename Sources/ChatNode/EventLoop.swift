@@ -8,6 +8,8 @@ final class EventLoop {
     /// Reads run one at a time, so one buffer serves every connection (libuv's `alloc_cb` idiom).
     let readBuffer: UnsafeMutableRawPointer
     static let readBufferSize = 65_536
+    /// Buffer descriptors for the `uv_write` being issued (libuv copies them).
+    let writeBufs = UnsafeMutablePointer<uv_buf_t>.allocate(capacity: WriteBatch.maxBufs)
     /// Connections with queued output or a pending close, handled once per loop turn.
     private var pending: [Connection] = []
     private let prepare: UnsafeMutablePointer<uv_prepare_t>
@@ -64,6 +66,7 @@ final class EventLoop {
         if rc == 0 {
             raw.deallocate()
             readBuffer.deallocate()
+            writeBufs.deallocate()
         }
         return rc
     }
