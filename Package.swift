@@ -17,6 +17,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "tcp_chat", targets: ["tcp_chat"]),
+        .library(name: "ChatCore", targets: ["ChatCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -68,6 +69,7 @@ let package = Package(
         ),
         .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore"]),
         .testTarget(name: "ChatNodeTests", dependencies: ["ChatCore", "tcp_chat"]),
+        .testTarget(name: "ChatBenchTests", dependencies: ["ChatBench", "tcp_chat"]),
         .testTarget(name: "ChatClientTests", dependencies: ["ChatClient", "ChatCore", "tcp_chat"]),
     ]
 )

@@ -115,11 +115,12 @@ public struct BenchReport: Equatable, Sendable {
     /// What went wrong, one sentence each; empty when every check passed.
     public var failures: [String] {
         var out: [String] = []
-        if interrupted { out.append("interrupted before the end") }
+        let cutShort = interrupted || deadlineReached
+        if interrupted { out.append("interrupted before the end: the figures are partial, and messages still in flight are not counted as lost") }
         if deadlineReached { out.append("stopped at the hard deadline (warmup + duration + drain + connect timeout + 10 s)") }
         if expected > 0 && delivered == 0 { out.append("no measured message was delivered") }
-        if expected == 0 && !interrupted { out.append("nothing was measured: no message was sent in the measured window") }
-        if lost > 0 {
+        if expected == 0 && !cutShort { out.append("nothing was measured: no message was sent in the measured window") }
+        if lost > 0 && !interrupted {
             out.append("\(lost) of \(expected) expected deliveries were lost (\(lostTail) of them after the last that arrived: raise --drain if that is most)")
         }
         if duplicated > 0 { out.append("\(duplicated) deliveries were duplicates") }

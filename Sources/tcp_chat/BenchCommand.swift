@@ -23,7 +23,7 @@ struct BenchCommand: ParsableCommand {
             """
     )
 
-    @Option(name: .customLong("target"), help: ArgumentHelp("A node to connect clients to; repeatable (clients round-robin).", valueName: "HOST:PORT"))
+    @Option(name: .customLong("target"), help: ArgumentHelp("A node to connect clients to; repeatable, clients round-robin (default: localhost:8888).", valueName: "HOST:PORT"))
     var targets: [String] = []
     @Option(name: .customLong("send-target"), help: ArgumentHelp("Put the senders on these nodes instead; repeatable.", valueName: "HOST:PORT"))
     var sendTargets: [String] = []
