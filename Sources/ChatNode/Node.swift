@@ -229,6 +229,7 @@ public final class Node {
         d.resolving = true
         let r = Resolution.start(loop: loop, host: host, port: port) { [unowned self] address, error in
             d.resolving = false
+            d.resolution = nil  // the lookup holds this closure, which holds the dialer: break the cycle
             resolutions.removeAll { $0 === d }
             guard !stopping else { return }
             guard let address else {
