@@ -1,0 +1,78 @@
+// Shared by every fuzz target (compiled into each one; see Fuzz/README.md).
+//
+// A target is one module made of its own files, this file, and every source of
+// Sources/ChatCore, so the harness sees ChatCore's internal API the way
+// `@testable import` would, and libFuzzer's coverage instrumentation covers the core.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Stops the run with a message libFuzzer's crash report will show. An invariant that
+/// does not hold is a finding: the input is saved as a crash file.
+@inline(never)
+func fuzzFail(_ message: @autoclosure () -> String, file: StaticString = #fileID, line: UInt = #line) -> Never {
+    let text = "FUZZ INVARIANT FAILED at \(file):\(line): \(message())\n"
+    fputs(text, stderr)
+    fatalError(text, file: file, line: line)
+}
+
+@inline(__always)
+func require(_ condition: Bool, _ message: @autoclosure () -> String, file: StaticString = #fileID, line: UInt = #line) {
+    if !condition { fuzzFail(message(), file: file, line: line) }
+}
+
+/// Reads the fuzzer's bytes front to back; past the end every read is zero (and `atEnd`).
+struct FuzzReader {
+    let bytes: [UInt8]
+    var pos = 0
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    var atEnd: Bool { pos >= bytes.count }
+    var remaining: Int { max(0, bytes.count - pos) }
+
+    mutating func byte() -> UInt8 {
+        guard pos < bytes.count else { return 0 }
+        defer { pos += 1 }
+        return bytes[pos]
+    }
+
+    mutating func u16() -> UInt16 { UInt16(byte()) | UInt16(byte()) << 8 }
+
+    mutating func take(_ n: Int) -> ArraySlice<UInt8> {
+        let end = min(bytes.count, pos + max(0, n))
+        defer { pos = end }
+        return bytes[min(pos, end)..<end]
+    }
+
+    mutating func rest() -> ArraySlice<UInt8> { take(remaining) }
+}
+
+/// Hex for messages.
+func hex<C: Collection>(_ bytes: C, limit: Int = 96) -> String where C.Element == UInt8 {
+    let digits = Array("0123456789abcdef")
+    var s = ""
+    for b in bytes.prefix(limit) { s.append(digits[Int(b >> 4)]); s.append(digits[Int(b & 15)]) }
+    if bytes.count > limit { s += "…(\(bytes.count) bytes)" }
+    return s
+}
+
+/// A session sink that records what a session was sent (as the runtime's connection would
+/// write it) and the calls the hub makes.
+final class RecordingSink: SessionSink {
+    var sent: [[UInt8]] = []
+    var session: Session?
+    var finished: [Bool] = []
+    var endRequested = false
+
+    func enqueue(_ payload: Payload, length: Int) {
+        require(length >= 0 && length <= payload.count, "enqueue length \(length) of a \(payload.count)-byte payload")
+        sent.append(Array(UnsafeRawBufferPointer(rebasing: payload.bytes[0..<length])))
+    }
+    func loginFinished(_ s: Session?) {
+        finished.append(s != nil)
+        if let s { session = s }
+    }
+    func endSession() { endRequested = true }
+}

@@ -1,0 +1,308 @@
+// Fuzz target `handshake_framing`: the first bytes of a client connection, cut into
+// reads at fuzzer-chosen points, go through what ClientHandler does with them:
+// a MessageFramer with the handshake limit, Handshake.parse on the first message, then
+// the same framer with `maxMessageBytes` for the session's messages, into a Hub.
+//
+// Input layout (every field optional: missing bytes read as zero):
+//   byte 0   config: bits 0-2 message limit (see `messageLimits`), bits 3-5 the payload
+//            is repeated 1...8 times (long streams from short inputs: buffer compaction),
+//            bit 6 a silence ends the stream, bit 7 small handshake limit (16 instead of 256)
+//   byte 1   n = number of read specs (low 4 bits)
+//   2n bytes read specs, used in a cycle: [length low byte, flags]; the read is
+//            1 + low + 256 * ((flags >> 2) & 3) bytes; flags bit 0: a silence follows the
+//            read (ClientHandler's silence timer fires), bit 1: the node does not read
+//            messages out after it (rate-limit pause / pending login); no specs: one read
+//   rest     the payload
+//
+// Invariants:
+//   - the framer agrees with a whole-buffer reference model of docs/protocol.md §2 on every
+//     frame (same messages, same tooLong, same nil);
+//   - no message is longer than the limit in force, none contains `\n`;
+//   - while no tooLong happened, the frames plus their separators (`\n`, `\r\n`; for a frame
+//     cut by silence nothing or a final `\r`) reproduce the input exactly, bufferedBytes is
+//     what is left, and a silence only ever completes bytes that hold no `\n`;
+//   - Handshake.parse agrees with a reference parser written from SPEC.md §3.1;
+//   - `takeBuffered` after a peer/status first line returns exactly the unread input;
+//   - each session message gets exactly one reply of the right framing from the Hub.
+
+let messageLimits = [4096, 1, 2, 3, 8, 16, 64, 300]
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func handshakeFramingFuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    let input = size > 0 && data != nil ? Array(UnsafeBufferPointer(start: data, count: size)) : []
+    var run = HandshakeFramingRun(input)
+    run.run()
+    return 0
+}
+
+/// The reference: the framing rules applied to a plain array of pending bytes.
+struct ModelFramer {
+    var limit: Int
+    var pending: [UInt8] = []
+    var discarding = false
+
+    mutating func append<C: Collection>(_ b: C) where C.Element == UInt8 { pending.append(contentsOf: b) }
+
+    mutating func next() -> Frame? {
+        while let nl = pending.firstIndex(of: 0x0A) {
+            var line = Array(pending[..<nl])
+            pending.removeFirst(nl + 1)
+            if line.last == 0x0D { line.removeLast() }
+            if discarding { discarding = false; continue }
+            return line.count > limit ? .tooLong : .message(ArraySlice(line))
+        }
+        if discarding { pending.removeAll(); return nil }
+        // A partial longer than any message can become (limit bytes plus a final `\r`).
+        if pending.count > limit + 1 { discarding = true; pending.removeAll(); return .tooLong }
+        return nil
+    }
+
+    mutating func flushPartial() -> Frame? {
+        if pending.isEmpty { return nil }
+        if discarding { discarding = false; pending.removeAll(); return nil }
+        var line = pending
+        pending.removeAll()
+        if line.last == 0x0D { line.removeLast() }
+        return line.count > limit ? .tooLong : .message(ArraySlice(line))
+    }
+}
+
+/// SPEC.md §3.1 read literally, independently of Handshake.swift / ChatName.swift.
+enum ReferenceHandshake: Equatable {
+    case client(user: [UInt8], chat: [UInt8])
+    case peer
+    case status
+    case malformed
+
+    static let nameBytes = Set(Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/".utf8))
+
+    static func parse(_ b: [UInt8]) -> ReferenceHandshake {
+        let peerPrefix = Array("TCPCHAT-PEER/".utf8)
+        if b.count >= peerPrefix.count && Array(b[0..<peerPrefix.count]) == peerPrefix { return .peer }
+        if b == Array("TCPCHAT-STATUS/1".utf8) { return .status }
+        let parts = b.split(separator: UInt8(ascii: "_"), omittingEmptySubsequences: false)
+        guard parts.count == 2 else { return .malformed }
+        let user = Array(parts[0]), chat = Array(parts[1])
+        guard (1...32).contains(user.count), (1...64).contains(chat.count),
+              user.allSatisfy(nameBytes.contains), chat.allSatisfy(nameBytes.contains) else { return .malformed }
+        return .client(user: user, chat: chat)
+    }
+}
+
+struct HandshakeFramingRun {
+    enum Phase { case handshake, session, closed }
+
+    var reader: FuzzReader
+    var framer: MessageFramer
+    var model: ModelFramer
+    let messageLimit: Int
+    let handshakeLimit: Int
+    var phase = Phase.handshake
+    /// Every byte handed to the framer, in order.
+    var stream: [UInt8] = []
+    /// Where the next frame must start in `stream` (valid while `inSync`).
+    var cursor = 0
+    /// False once a tooLong made the framer skip bytes.
+    var inSync = true
+    var limit: Int
+    // The session, once the handshake is accepted.
+    let hub: Hub
+    let sink = RecordingSink()
+    var framing = Framing.line
+
+    init(_ input: [UInt8]) {
+        reader = FuzzReader(input)
+        let cfg = input.first ?? 0
+        messageLimit = messageLimits[Int(cfg & 7)]
+        handshakeLimit = cfg & 0x80 != 0 ? 16 : Limits().maxHandshakeBytes
+        framer = MessageFramer(maxBytes: handshakeLimit)
+        model = ModelFramer(limit: handshakeLimit)
+        limit = handshakeLimit
+        var limits = Limits()
+        limits.maxMessageBytes = messageLimit
+        limits.rateLimit = 0
+        hub = Hub(limits: limits)
+    }
+
+    mutating func run() {
+        let cfg = reader.byte()
+        let repeats = 1 + Int((cfg >> 3) & 7)
+        let finalSilence = cfg & 0x40 != 0
+        let nSpecs = Int(reader.byte() & 15)
+        var specs: [(len: Int, silence: Bool, pause: Bool)] = []
+        for _ in 0..<nSpecs {
+            let low = Int(reader.byte()), flags = reader.byte()
+            specs.append((1 + low + 256 * Int((flags >> 2) & 3), flags & 1 != 0, flags & 2 != 0))
+        }
+        let payload = Array(reader.rest())
+        var whole: [UInt8] = []
+        for _ in 0..<repeats { whole += payload }
+
+        var at = 0, k = 0
+        while at < whole.count && phase != .closed {
+            let spec = specs.isEmpty ? (len: whole.count, silence: false, pause: false) : specs[k % specs.count]
+            k += 1
+            let end = min(whole.count, at + spec.len)
+            read(whole[at..<end])
+            at = end
+            if !spec.pause { drain() }
+            if spec.silence { silence() }
+        }
+        if phase != .closed {
+            drain()
+            if finalSilence { silence() }
+        }
+    }
+
+    /// One read from the socket.
+    mutating func read(_ bytes: ArraySlice<UInt8>) {
+        stream.append(contentsOf: bytes)
+        // Half the reads through the raw-buffer entry point the runtime uses.
+        if bytes.count % 2 == 0 {
+            Array(bytes).withUnsafeBytes { framer.append($0) }
+        } else {
+            framer.append(contentsOf: bytes)
+        }
+        model.append(bytes)
+        require(framer.bufferedBytes == model.pending.count, "bufferedBytes \(framer.bufferedBytes) != model \(model.pending.count)")
+    }
+
+    /// ClientHandler.process(): take out every complete message.
+    mutating func drain() {
+        while phase != .closed {
+            let f = framer.next()
+            let m = model.next()
+            require(f == m, "next(): framer \(describe(f)) != model \(describe(m)) (limit \(limit))")
+            guard let frame = f else { break }
+            handle(frame, byNewline: true)
+        }
+        guard phase != .closed else { return }
+        require(framer.hasPartial == (framer.bufferedBytes > 0), "hasPartial disagrees with bufferedBytes")
+        if inSync {
+            require(framer.bufferedBytes == stream.count - cursor,
+                    "after next() == nil: \(framer.bufferedBytes) bytes buffered, \(stream.count - cursor) unread")
+            require(!stream[cursor...].contains(0x0A), "next() returned nil with a newline unread")
+        }
+    }
+
+    /// The silence timer fired: the pending bytes are one message.
+    mutating func silence() {
+        drain()   // a paused node resumes reading before a silence can count
+        guard phase != .closed, framer.hasPartial else { return }
+        if inSync { require(!stream[cursor...].contains(0x0A), "silence with a newline pending") }
+        let f = framer.flushPartial()
+        let m = model.flushPartial()
+        require(f == m, "flushPartial(): framer \(describe(f)) != model \(describe(m))")
+        require(!framer.hasPartial && framer.bufferedBytes == 0, "flushPartial left \(framer.bufferedBytes) bytes")
+        if let f { handle(f, byNewline: false) } else { require(!inSync, "flushPartial returned nil with bytes pending") }
+    }
+
+    mutating func handle(_ frame: Frame, byNewline: Bool) {
+        switch frame {
+        case .tooLong:
+            inSync = false
+            if phase == .handshake { phase = .closed; return }   // 400 and close
+            deliver(frame)
+        case .message(let bytes):
+            require(bytes.count <= limit, "a \(bytes.count)-byte message over the \(limit)-byte limit")
+            require(!bytes.contains(0x0A), "a message holds a newline")
+            if inSync { checkReconstruction(bytes, byNewline: byNewline) }
+            if phase == .handshake { handshake(Array(bytes), byNewline: byNewline) } else { deliver(frame) }
+        }
+    }
+
+    /// The frame is exactly the next bytes of the stream, followed by its separator.
+    mutating func checkReconstruction(_ bytes: ArraySlice<UInt8>, byNewline: Bool) {
+        let n = bytes.count
+        require(cursor + n <= stream.count && stream[cursor..<(cursor + n)].elementsEqual(bytes),
+                "frame \(hex(bytes)) is not the next \(n) bytes of the stream at \(cursor)")
+        var next = cursor + n
+        if byNewline {
+            if next < stream.count && stream[next] == 0x0A {
+                require(bytes.last != 0x0D, "a frame ended by `\\n` kept its `\\r`")
+                next += 1
+            } else {
+                require(next + 1 < stream.count && stream[next] == 0x0D && stream[next + 1] == 0x0A,
+                        "a line frame is not followed by `\\n` or `\\r\\n`")
+                next += 2
+            }
+        } else {
+            if next < stream.count {
+                require(next + 1 == stream.count && stream[next] == 0x0D, "a silence frame does not end the stream read so far")
+                next += 1
+            }
+        }
+        cursor = next
+    }
+
+    mutating func handshake(_ bytes: [UInt8], byNewline: Bool) {
+        let parsed = Handshake.parse(bytes)
+        let reference = ReferenceHandshake.parse(bytes)
+        switch (parsed, reference) {
+        case (.client(let u, let c), .client(let ru, let rc)):
+            require(Array(u.display.utf8) == ru && Array(c.display.utf8) == rc, "client names differ from the bytes")
+            require(u.key == String(decoding: ru, as: UTF8.self).lowercased() && c.key == String(decoding: rc, as: UTF8.self).lowercased(),
+                    "name keys are not the lowercased names")
+            framing = byNewline ? .line : .raw
+            switch hub.login(username: u, chatID: c, framing: framing, sink: sink) {
+            case .accepted(let s): sink.session = s
+            case .nameTaken, .pending: fuzzFail("a lone hub did not accept the first login")
+            }
+            require(sink.sent == [Array(Notice.accepted.utf8) + (framing == .line ? [0x0A] : [])], "login reply \(sink.sent)")
+            sink.sent.removeAll()
+            phase = .session
+            limit = messageLimit
+            framer.maxBytes = messageLimit
+            model.limit = messageLimit
+        case (.peer(let line), .peer):
+            require(Array(line.utf8) == bytes || String(validating: bytes, as: UTF8.self) == nil, "peer line differs from the bytes")
+            handOver()
+        case (.status, .status):
+            handOver()
+        case (.malformed, .malformed):
+            phase = .closed
+        default:
+            fuzzFail("Handshake.parse(\(hex(bytes))) = \(parsed), reference says \(reference)")
+        }
+    }
+
+    /// The connection changes protocol: what is buffered goes to the new handler unchanged.
+    mutating func handOver() {
+        let rest = framer.takeBuffered()
+        require(framer.bufferedBytes == 0 && !framer.hasPartial, "takeBuffered left bytes behind")
+        if inSync { require(rest == Array(stream[cursor...]), "takeBuffered \(hex(rest)) != unread \(hex(stream[cursor...]))") }
+        phase = .closed
+    }
+
+    /// One session message into the Hub: exactly one reply, or none for an empty message.
+    mutating func deliver(_ frame: Frame) {
+        guard let session = sink.session else { fuzzFail("no session") }
+        sink.sent.removeAll()
+        let result = hub.receive(frame, from: session)
+        if case .message(let b) = frame, b.elementsEqual("/exit".utf8) {
+            require(result == .exit && sink.sent.isEmpty, "/exit")
+            phase = .closed
+            return
+        }
+        require(result == .ok, "receive returned \(result)")
+        if case .message(let b) = frame, b.isEmpty { require(sink.sent.isEmpty, "a reply to an empty message"); return }
+        require(sink.sent.count == 1, "\(sink.sent.count) replies to one message")
+        let reply = sink.sent[0]
+        let newline = reply.last == 0x0A
+        require(newline == (framing == .line), "reply framing: \(hex(reply)) for a \(framing) session")
+        let body = Array(newline ? reply.dropLast() : reply[...])
+        if case .message(let b) = frame, b.count <= messageLimit, TextCheck.problem(in: b) == nil {
+            require(body == Array(session.username.display.utf8) + Array(" - ".utf8) + Array(b), "echo \(hex(body)) of \(hex(b))")
+        } else {
+            require(body.starts(with: Array("* ".utf8)), "refusal without a `* ` notice: \(hex(body))")
+        }
+    }
+
+    func describe(_ f: Frame?) -> String {
+        switch f {
+        case nil: return "nil"
+        case .tooLong?: return "tooLong"
+        case .message(let b)?: return "message(\(hex(b)))"
+        }
+    }
+}

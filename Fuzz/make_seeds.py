@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora under Fuzz/corpus/<target>/ (checked in; run again after
+changing an input layout). Each seed is one small file named after what it exercises;
+the layouts are described at the top of each target's Swift file."""
+import os
+import struct
+import sys
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+A = "0123456789abcdef"
+B = "fedcba9876543210"
+
+
+def write(target, name, data):
+    d = os.path.join(ROOT, target)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+# ---- handshake_framing: [cfg][n][n x (len-1, flags)][payload] ----------------------------
+# cfg: bits 0-2 message limit index (0=4096, 1=1, 2=2, 3=3, 4=8, 5=16, 6=64, 7=300),
+# bits 3-5 repeats-1, bit 6 final silence, bit 7 handshake limit 16.
+def hf(name, payload, cfg=0, specs=()):
+    data = bytes([cfg, len(specs)])
+    for length, flags in specs:
+        data += bytes([(length - 1) & 0xFF, flags | (((length - 1) >> 8) << 2)])
+    write("handshake_framing", name, data + (payload.encode() if isinstance(payload, str) else payload))
+
+
+SILENCE, PAUSE = 1, 2
+hf("line-session", "alice_room\nhello\n")
+hf("line-session-crlf", "bob_General\r\nhi there\r\n\r\n/exit\r\n")
+hf("raw-handshake-silence", "alice_room", cfg=0x40)
+hf("raw-session", "alice_room" + "hello", specs=[(10, SILENCE), (5, SILENCE)])
+hf("raw-cr-before-silence", "u_r\r", cfg=0x40)
+hf("byte-by-byte", "carol_x\nhey\r\nyo\n", specs=[(1, 0)])
+hf("split-crlf", "dave_r\r\nab\r\ncd\n", specs=[(7, 0), (1, 0), (3, 0)])
+hf("paused-reads", "eve_r\none\ntwo\nthree", cfg=0x40, specs=[(3, PAUSE), (9, PAUSE), (4, 0)])
+hf("bad-space", "alice room\n")
+hf("bad-empty-user", "_room\n")
+hf("bad-empty-chat", "alice_\n")
+hf("bad-two-underscores", "a_b_c\n")
+hf("bad-user-33", "u" * 33 + "_r\n")
+hf("max-user-32-chat-64", "U" * 32 + "_" + "c/" * 32 + "\n")
+hf("bad-chat-65", "u_" + "c" * 65 + "\n")
+hf("bad-utf8-name", b"\xc3\xa9l_room\n")
+hf("empty-line", "\n")
+hf("crlf-only", "\r\n")
+hf("handshake-too-long", "a" * 300, cfg=0x40)
+hf("handshake-too-long-small-limit", "aaaaaaaaaaaaaaaaaaaaaaaa_b\n", cfg=0x80)
+hf("peer-hello", "TCPCHAT-PEER/1 HELLO %s 10.0.0.1:8888 n0nce open\nHB %s 1 10.0.0.1:8888 -\n" % (A, A))
+hf("peer-hello-raw", "TCPCHAT-PEER/1 HELLO %s h:1 n open" % A, cfg=0x40)
+hf("status", "TCPCHAT-STATUS/1\nPUBLIC\n")
+hf("limit-8", "u_r\n0123456789\nshort\n12345678\r\n123456789\r\n", cfg=0x04)
+hf("limit-1-partial", "u_r\nab", cfg=0x41)
+hf("over-limit-then-more", "u_r\n" + "x" * 40 + "\nok\n" + "y" * 30, cfg=0x45, specs=[(6, 0), (7, 0)])
+hf("repeat-8-compaction", "u_r\n" + "m" * 600 + "\n", cfg=0x38)
+hf("repeat-long-partials", "w" * 200 + "\n", cfg=0x3E, specs=[(150, 0), (300, PAUSE)])
+hf("utf8-and-control", b"u_r\nh\xc3\xa9llo\n\xff\xfe\n\x1b[2J\nt\tab\n\xc2\x85\n")
+hf("exit-raw", "u_r/exit", specs=[(3, SILENCE), (5, SILENCE)])
+
+# ---- text_check: [cfg][text]; cfg bits 0-2 limit (4096,1,4,7,16,64,255,100000), bit 7 raw
+def tc(name, text, cfg=0):
+    write("text_check", name, bytes([cfg]) + (text.encode() if isinstance(text, str) else text))
+
+
+tc("ascii", "hello world")
+tc("tab", "a\tb")
+tc("empty", "")
+tc("exit", "/exit")
+tc("esc", "\x1b[31mred")
+tc("nul", b"a\x00b")
+tc("del", b"\x7f")
+tc("c1-first", b"\xc2\x80")
+tc("c1-nel", b"\xc2\x85")
+tc("c1-last", b"\xc2\x9f")
+tc("nbsp", b"\xc2\xa0")
+tc("overlong-2", b"\xc0\xaf")
+tc("overlong-3", b"\xe0\x80\xaf")
+tc("overlong-4", b"\xf0\x80\x80\xaf")
+tc("surrogate", b"\xed\xa0\x80")
+tc("max-bmp", b"\xef\xbf\xbf")
+tc("max-scalar", b"\xf4\x8f\xbf\xbf")
+tc("past-max", b"\xf4\x90\x80\x80")
+tc("f5", b"\xf5\x80\x80\x80")
+tc("emoji", b"\xf0\x9f\x98\x80 ok")
+tc("truncated-3", b"\xe2\x82")
+tc("truncated-4-end", b"ab\xf0\x9f\x98")
+tc("lone-continuation", b"\x80")
+tc("bom", b"\xef\xbb\xbfx")
+tc("combining-first", b"\xcc\x81a")
+tc("bidi-override", b"\xe2\x80\xaeevil")
+tc("cr", "a\rb")
+tc("over-limit-4", "12345", cfg=2)
+tc("at-limit-7-raw", "1234567", cfg=0x83)
+tc("invalid-and-long", b"\xff" * 20, cfg=4)
+tc("control-raw", b"\x07bell", cfg=0x80)
+
+# ---- peer_codec: lines; a leading 0x00 byte selects the field-built mode ----------------
+lines = {
+    "hello-open": "TCPCHAT-PEER/1 HELLO %s 10.0.0.1:8888 %s open" % (A, "ab" * 16),
+    "hello-secret-ipv6": "TCPCHAT-PEER/1 HELLO %s [::1]:9 n secret" % B,
+    "auth": "AUTH " + "0f" * 32,
+    "error": "ERROR duplicate link",
+    "hb": "HB %s 1 10.0.0.1:8888 -" % A,
+    "hb-neighbors": "HB %s 7 h:1 %s,%s" % (A, A, B),
+    "state-empty": "STATE %s 2 - -" % A,
+    "state-full": "STATE %s 3 lobby,a/b ann:123,bob:%d" % (A, 2**63 - 1),
+    "room-join": "ROOM %s 4 + lobby" % A,
+    "room-leave": "ROOM %s 5 - lobby" % A,
+    "claim": "CLAIM %s 6 alice 111546405171200000" % A,
+    "reply-yes": "REPLY %s 7 %s alice 111546405171200000 yes" % (B, A),
+    "reply-no": "REPLY %s 8 %s alice 5 no" % (B, A),
+    "release": "RELEASE %s 9 alice 111546405171200000" % A,
+    "bye": "BYE %s 10" % A,
+    "load": "LOAD %s 11 3 lobby:2,x:1" % A,
+    "load-empty": "LOAD %s 12 0 -" % A,
+    "msg": "MSG %s 1 lobby Alice hello  world " % A,
+    "msg-combining": "MSG %s 2 r u \u0301accent" % A,
+    "msg-empty-text": "MSG %s 3 r u " % A,
+    "bad-verb": "FOO %s 1" % A,
+    "bad-node-upper": "BYE 0123456789ABCDEF 1",
+    "bad-seq-plus": "BYE %s +1" % A,
+    "bad-seq-overflow": "BYE %s 9223372036854775808" % A,
+    "bad-name-upper": "CLAIM %s 1 Alice 5" % A,
+    "bad-list-empty-item": "HB %s 1 h:1 %s," % (A, A),
+    "bad-address": "HB %s 1 nocolon -" % A,
+    "bad-port": "HB %s 1 h:65536 -" % A,
+    "bad-fields": "REPLY %s 1 %s alice 5" % (A, B),
+    "leading-zeros": "BYE %s 007" % A,
+    "crlf-lines": "BYE %s 1\r\nROOM %s 2 + x\r\n" % (A, A),
+}
+for name, line in lines.items():
+    data = line if line.endswith("\n") else line + "\n"
+    write("peer_codec", name, data)
+write("peer_codec", "not-utf8", b"MSG " + A.encode() + b" 1 r u \xff\xfe\n")
+write("peer_codec", "all-verbs", "".join(l + "\n" for l in lines.values() if not l.endswith("\n")))
+# Field-built: [0][origin 5 bytes][seq 1+][kind][fields...] repeated.
+write("peer_codec", "built-every-kind", bytes([0]) + b"".join(
+    bytes([1, 2, 3, 4, 5, 0, 7, k, 3, 65, 66, 67, 2, 1, 9, 9, 9, 2, 0, 1, 4, 5]) for k in range(12)))
+
+# ---- cluster: [cfg][skew][op args...]; see Fuzz/cluster/ClusterFuzz.swift -------------------
+LOGIN, LOGOUT, DELIVER, DELIVERN, DROP, HEAL, ADVANCE, SAY, INJECT, RAW, RACE, MERGE, SETTLE, STOP, BCAST = range(15)
+
+
+def login(node, name, upper=False, room=0):
+    return [LOGIN, node | (name << 2) | (0x10 if upper else 0) | (room << 5)]
+
+
+def cl(name, cfg, ops, skew=0):
+    write("cluster", name, bytes([cfg, skew]) + bytes(ops))
+
+
+MESH2, MESH3, CHAIN3, NONE3 = 0x02, 0x03, 0x05, 0x01
+cl("two-nodes-login-say", MESH2, [SETTLE, 0] + login(0, 0) + login(1, 1) + [SETTLE, 0, SAY, 0, SAY, 1, SETTLE, 0])
+cl("race-two-nodes", MESH2, [SETTLE, 0, RACE, 0x04, 1, 2])
+cl("race-three-mesh", MESH3, [SETTLE, 0, RACE, 0x10, 5, 6, RACE, 0x25, 7, 8])
+cl("race-chain", CHAIN3, [SETTLE, 0, RACE, 0x00, 3, 4, RACE, 0x31, 9, 9], skew=0x24)
+cl("same-name-twice", MESH3, [SETTLE, 0] + login(0, 2) + login(1, 2, True) + login(2, 2) + [SETTLE, 3, LOGOUT, 0, SETTLE, 0] + login(2, 2) + [SETTLE, 1])
+cl("partition-heal", MESH3, [SETTLE, 0, DROP, 1, DROP, 2, ADVANCE, 6, SETTLE, 0] + login(0, 0) + [ADVANCE, 0] + login(2, 0, True) + [SETTLE, 0, HEAL, 1, HEAL, 2, SETTLE, 0, SAY, 0, SETTLE, 0])
+cl("dead-node-timeout", MESH3, [SETTLE, 0] + login(2, 3) + [SETTLE, 0, DROP, 1, DROP, 2, ADVANCE, 4, ADVANCE, 4, ADVANCE, 4, ADVANCE, 4, SETTLE, 0] + login(0, 3) + [SETTLE, 0])
+cl("abandon-pending", MESH2, [SETTLE, 0] + login(0, 1) + [LOGOUT, 0, SETTLE, 0] + login(1, 1) + [SETTLE, 0])
+cl("chain-chat", CHAIN3, [SETTLE, 0] + login(0, 0, room=1) + login(2, 1, room=1) + [SETTLE, 0, SAY, 0, SAY, 1, DELIVERN, 0x35, SAY, 0, SETTLE, 2])
+cl("shortcut-link", CHAIN3, [SETTLE, 0] + login(0, 0) + login(2, 1) + [SETTLE, 0, SAY, 0, DELIVER, 0, HEAL, 1, SAY, 0, SETTLE, 0])
+cl("lost-lines-on-drop", MESH2, [SETTLE, 0] + login(0, 0) + [DROP, 0, ADVANCE, 4, HEAL, 0, ADVANCE, 4, SETTLE, 0, ADVANCE, 4, SETTLE, 0])
+cl("tick-one-side", MESH2, [SETTLE, 0, ADVANCE, 0x0E, ADVANCE, 0x0E, ADVANCE, 0x0E] + login(0, 2) + login(1, 2) + [SETTLE, 0])
+cl("phantom-state-claim", MESH3, [SETTLE, 0, INJECT, 0, 0x00, 0, 0, 0, INJECT, 1, 0x02, 0, 0x00, 0x03, 9, 9, INJECT, 0, 0x06, 0, 0x01, 0, 3, SETTLE, 0] + login(0, 1) + [SETTLE, 0, INJECT, 2, 0x0C, 0, 0, 0, SETTLE, 0])
+cl("phantom-gap-and-bye", MESH2, [SETTLE, 0, INJECT, 0, 0x00, 2, 0, 0, INJECT, 0, 0x02, 0, 0, 0x01, 5, ADVANCE, 3, INJECT, 1, 0x0C, 0, 0, 0, SETTLE, 0])
+cl("phantom-chat", MESH2, [SETTLE, 0] + login(1, 0) + [SETTLE, 0, INJECT, 0, 0x10, 0, 1, 0, INJECT, 0, 0x10, 2, 2, 0, ADVANCE, 3, SETTLE, 0])
+raw = "HB 0000000000000001 1 10.9.9.9:1 -".encode()
+cl("raw-garbage-drops-link", MESH2, [SETTLE, 0, RAW, 1, 7] + list(b"garbage") + [RAW, 0, len(raw)] + list(raw) + [ADVANCE, 4, SETTLE, 0])
+cl("merge-commute", MESH2, [MERGE, 1, 3, 0x80, 1, 0x09, 0x12, 0x02, 0x05, 1, 0x0F, 1, 2, 3, 4, 0x03, 0, 1, 0x06, 5, 4])
+cl("stop-with-bye", MESH3, [SETTLE, 0] + login(2, 3) + login(1, 0) + [SETTLE, 0, STOP, 2 << 1, SETTLE, 0] + login(0, 3) + [SETTLE, 0, SAY, 0, SETTLE, 0])
+cl("kill-pending-claim", MESH3, [SETTLE, 0] + login(2, 1) + [SETTLE, 0] + login(0, 2) + [STOP, (1 << 1) | 1, ADVANCE, 5, ADVANCE, 5, ADVANCE, 5, SETTLE, 0] + login(0, 1) + [SETTLE, 0])
+cl("bcast-chain", CHAIN3, [SETTLE, 0] + login(0, 0, room=2) + login(2, 1, room=2) + login(1, 2, room=2) + [SETTLE, 0, BCAST, 0, 1, BCAST, 1, 2, DROP, 0, ADVANCE, 4, BCAST, 2, 3, HEAL, 0, BCAST, 0, 4])
+cl("long-quiet", NONE3, [HEAL, 0, HEAL, 2] + login(1, 0) + [ADVANCE, 7, SETTLE, 0, ADVANCE, 7, SETTLE, 0])
+
+if __name__ == "__main__":
+    print("seeds written under", ROOT, file=sys.stderr)

@@ -1,0 +1,162 @@
+// Fuzz target `peer_codec`: the inter-node line codec (PeerMessage.swift,
+// docs/cluster-protocol.md).
+//
+// Input: bytes from a peer link. They are cut into lines at `\n` as PeerLink's framer does
+// (a `\r` before the `\n` dropped). Each line is decoded twice: as the runtime does it
+// (only lines that are valid UTF-8), and, for robustness, after repairing invalid UTF-8.
+// An input whose first byte is 0x00 (no peer line starts so) is instead a recipe for
+// building messages field by field, whose encodings must decode back to themselves.
+//
+// Invariants:
+//   - decode never crashes, whatever the line;
+//   - String and Substring inputs decode alike;
+//   - anything that decodes re-encodes to one line (no `\n`) that decodes to the same
+//     message, and encoding is then a fixed point (a canonical form);
+//   - a decoded flooded message's header is well formed (origin a node id, seq ≤ Int64.max);
+//   - messages built from valid fields (names, ids, numbers, addresses, text without `\n`)
+//     survive encode → frame → decode.
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func peerCodecFuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    let input = size > 0 && data != nil ? Array(UnsafeBufferPointer(start: data, count: size)) : []
+    if input.first == 0 {
+        PeerCodecRun.structured(FuzzReader(Array(input.dropFirst())))
+    } else {
+        PeerCodecRun.lines(input)
+    }
+    return 0
+}
+
+enum PeerCodecRun {
+    static func lines(_ input: [UInt8]) {
+        var lines = input.split(separator: 0x0A, omittingEmptySubsequences: false)
+        if lines.count > 1 { lines.removeLast() }   // the last piece has no `\n` yet
+        for var line in lines.prefix(64) {
+            if line.last == 0x0D { line = line.dropLast() }
+            if let text = String(validating: line, as: UTF8.self) { check(text) }
+            check(String(decoding: line, as: UTF8.self))
+        }
+    }
+
+    static func check(_ text: String) {
+        let fromString = Result { try PeerMessage.decode(text) }
+        let fromSubstring = Result { try PeerMessage.decode(Substring(text)) }
+        switch (fromString, fromSubstring) {
+        case (.success(let a), .success(let b)): require(a == b, "String and Substring decode differently: \(text.debugDescription)")
+        case (.failure, .failure): return
+        default: fuzzFail("String and Substring disagree on decodability: \(text.debugDescription)")
+        }
+        guard case .success(let msg) = fromString else { return }
+        roundTrip(msg, source: text)
+        if let f = msg.flood {
+            require(f.seq <= UInt64(Int64.max), "seq past Int64.max")
+            require(NodeID(f.origin.text) != nil, "origin is not a node id")
+        }
+    }
+
+    static func roundTrip(_ msg: PeerMessage, source: String) {
+        let line = msg.encoded
+        require(!line.utf8.contains(0x0A), "encoding holds a newline: \(line.debugDescription) (from \(source.debugDescription))")
+        let back: PeerMessage
+        do { back = try PeerMessage.decode(line) } catch {
+            fuzzFail("re-encoded line does not decode: \(line.debugDescription) (\(error)) from \(source.debugDescription)")
+        }
+        require(back == msg, "decode(encode(m)) != m: \(line.debugDescription) from \(source.debugDescription)")
+        require(back.encoded == line, "encoding is not canonical: \(line.debugDescription) -> \(back.encoded.debugDescription)")
+    }
+
+    // MARK: Messages built from fields
+
+    static let nameAlphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789/")
+    static let displayAlphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/")
+
+    static func node(_ r: inout FuzzReader) -> NodeID {
+        let hexDigits = Array("0123456789abcdef")
+        var s = ""
+        let v = UInt64(r.u16()) | UInt64(r.u16()) << 16 | UInt64(r.byte()) << 56
+        for i in 0..<16 { s.append(hexDigits[Int((v >> (UInt64(15 - i) * 4)) & 15)]) }
+        return NodeID(s)!
+    }
+
+    static func name(_ r: inout FuzzReader, max: Int, display: Bool = false) -> String {
+        let alphabet = display ? displayAlphabet : nameAlphabet
+        let n = 1 + Int(r.byte()) % max
+        var s = ""
+        for _ in 0..<n { s.append(alphabet[Int(r.byte()) % alphabet.count]) }
+        return s
+    }
+
+    static func number(_ r: inout FuzzReader) -> UInt64 {
+        switch r.byte() & 3 {
+        case 0: return UInt64(r.byte())
+        case 1: return UInt64(Int64.max) - UInt64(r.byte())
+        case 2: return UInt64(r.u16()) << 32 | UInt64(r.u16())
+        default: return HybridClock.pack(ms: 1_700_000_000_000 + UInt64(r.u16()), counter: UInt64(r.byte()))
+        }
+    }
+
+    /// Any text without `\n`: the text of a chat message, a reason, a proof, a nonce.
+    static func text(_ r: inout FuzzReader, noSpaces: Bool, nonEmpty: Bool) -> String {
+        let n = Int(r.byte()) % 48
+        let raw = r.take(n).filter { $0 != 0x0A && !(noSpaces && $0 == 0x20) }
+        var s = String(decoding: raw, as: UTF8.self)
+        if nonEmpty && s.isEmpty { s = "x" }
+        return s
+    }
+
+    static func address(_ r: inout FuzzReader) -> String {
+        let hosts = ["10.0.0.1", "[::1]", "host.example", "[fe80::1%eth0]", "h", "a:b"]
+        return "\(hosts[Int(r.byte()) % hosts.count]):\(r.u16())"
+    }
+
+    static func list<T>(_ r: inout FuzzReader, _ item: (inout FuzzReader) -> T) -> [T] {
+        let n = Int(r.byte()) % 5
+        return (0..<n).map { _ in item(&r) }
+    }
+
+    static func structured(_ input: FuzzReader) {
+        var r = input
+        while !r.atEnd {
+            let flood = Flood(origin: node(&r), seq: number(&r))
+            let msg: PeerMessage
+            switch r.byte() % 12 {
+            case 0:
+                var nonce = text(&r, noSpaces: true, nonEmpty: true)
+                while nonce.utf8.count > 128 { nonce.removeLast() }
+                if nonce.isEmpty { nonce = "n" }
+                msg = .hello(node: node(&r), advertise: address(&r), nonce: nonce, secret: r.byte() & 1 == 1)
+            case 1: msg = .auth(proof: text(&r, noSpaces: false, nonEmpty: false))
+            case 2: msg = .error(reason: text(&r, noSpaces: false, nonEmpty: false))
+            case 3: msg = .heartbeat(flood, advertise: address(&r), neighbors: list(&r) { node(&$0) })
+            case 4:
+                msg = .state(flood, rooms: list(&r) { name(&$0, max: Limits.maxChatIDLength) },
+                             claims: list(&r) { NameClaim(name: name(&$0, max: Limits.maxUsernameLength), ts: number(&$0)) })
+            case 5: msg = .room(flood, joined: r.byte() & 1 == 1, room: name(&r, max: Limits.maxChatIDLength))
+            case 6: msg = .claim(flood, NameClaim(name: name(&r, max: Limits.maxUsernameLength), ts: number(&r)))
+            case 7:
+                msg = .reply(flood, claimant: node(&r), NameClaim(name: name(&r, max: Limits.maxUsernameLength), ts: number(&r)),
+                             granted: r.byte() & 1 == 1)
+            case 8: msg = .release(flood, NameClaim(name: name(&r, max: Limits.maxUsernameLength), ts: number(&r)))
+            case 9: msg = .bye(flood)
+            case 10:
+                msg = .load(flood, sessions: Int(number(&r)),
+                            rooms: list(&r) { RoomCount(room: name(&$0, max: Limits.maxChatIDLength), members: Int(number(&$0))) })
+            default:
+                msg = .chat(flood, room: name(&r, max: Limits.maxChatIDLength), user: name(&r, max: Limits.maxUsernameLength, display: true),
+                            text: text(&r, noSpaces: false, nonEmpty: false))
+            }
+            roundTrip(msg, source: "built \(msg)")
+            // Through the wire: the encoded line plus `\n`, cut by the peer link's framer.
+            var framer = MessageFramer(maxBytes: 16 * 1024 * 1024)
+            framer.append(contentsOf: Array((msg.encoded + "\n").utf8))
+            guard case .message(let wire)? = framer.next(), framer.next() == nil else { fuzzFail("framer did not return one line") }
+            guard let text = String(validating: wire, as: UTF8.self) else { fuzzFail("encoded line is not UTF-8") }
+            if let back = try? PeerMessage.decode(text) {
+                // A line ending in `\r` loses it to the framer; only texts that do not can be checked.
+                if msg.encoded.utf8.last != 0x0D { require(back == msg, "through the framer: \(msg.encoded.debugDescription)") }
+            } else {
+                fuzzFail("framed line does not decode: \(text.debugDescription)")
+            }
+        }
+    }
+}

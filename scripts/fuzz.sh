@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets under Fuzz/ and runs each for a fixed time.
+#
+#   scripts/fuzz.sh [SECONDS] [TARGET...]      default: 60 s, every target
+#
+# Each target is one executable: its own Fuzz/<target>/*.swift, Fuzz/Support/*.swift and
+# every source of Sources/ChatCore compiled together with
+# `swiftc -sanitize=fuzzer,address -parse-as-library`, so the core is instrumented and the
+# harness sees its internal API. ChatCore's package dependencies (swift-collections'
+# DequeModule, swift-crypto's Crypto) are built once by SwiftPM in its own scratch path
+# and linked from their objects. See Fuzz/README.md.
+#
+# Environment:
+#   FUZZ_SCRATCH         SwiftPM scratch path for the dependencies (default .build-fuzz)
+#   FUZZ_BUILD_RETRIES   retries of a failed dependency build, a minute apart (default 0)
+#   FUZZ_BUILD_ONLY=1    build the targets, run nothing
+#   FUZZ_EXTRA_ARGS      more libFuzzer flags for every run
+#
+# Exits non-zero when a build fails or any target finds a crash; crash inputs go to
+# Fuzz/crashes/<target>/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ALL_TARGETS=(handshake_framing text_check peer_codec cluster)
+SECS=${1:-60}
+shift || true
+if [ $# -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
+for t in "${TARGETS[@]}"; do
+    [ -d "Fuzz/$t" ] || { echo "fuzz.sh: no target '$t' (have: ${ALL_TARGETS[*]})" >&2; exit 2; }
+done
+
+SCRATCH=${FUZZ_SCRATCH:-.build-fuzz}
+RETRIES=${FUZZ_BUILD_RETRIES:-0}
+OUT="$SCRATCH/fuzz"
+mkdir -p "$OUT/bin" "$OUT/logs"
+
+# A crashing Swift process otherwise waits for swift-backtrace, which cannot attach here;
+# libFuzzer and ASan print the stack themselves.
+export SWIFT_BACKTRACE=enable=no
+
+# Longest input per target (libFuzzer -max_len).
+max_len() {
+    case "$1" in
+        handshake_framing) echo 2048 ;;
+        text_check) echo 1024 ;;
+        peer_codec) echo 4096 ;;
+        cluster) echo 768 ;;
+        *) echo 4096 ;;
+    esac
+}
+
+# 1. ChatCore's dependencies, by SwiftPM (debug: they are not on the fuzzed paths).
+attempt=0
+until swift build --scratch-path "$SCRATCH" --target ChatCore 2>&1 | tail -n 3; [ "${PIPESTATUS[0]}" -eq 0 ]; do
+    attempt=$((attempt + 1))
+    if [ "$attempt" -gt "$RETRIES" ]; then echo "fuzz.sh: swift build failed" >&2; exit 1; fi
+    echo "fuzz.sh: swift build failed; retrying in 60 s ($attempt/$RETRIES)" >&2
+    sleep 60
+done
+BIN=$(swift build --scratch-path "$SCRATCH" --show-bin-path)
+
+# Their objects, in one archive: the linker takes only what the harness uses. The list is
+# the dependency closure of ChatCore (Package.swift); a module a newer version adds shows
+# up as an undefined symbol at link time: add it here.
+DEPS=(DequeModule InternalCollectionsUtilities ContainersPreview Crypto CryptoBoringWrapper CCryptoBoringSSL CCryptoBoringSSLShims)
+OBJS=()
+for m in "${DEPS[@]}"; do
+    [ -d "$BIN/$m.build" ] || continue
+    while IFS= read -r -d '' f; do OBJS+=("$f"); done < <(find "$BIN/$m.build" -name '*.o' -print0)
+done
+rm -f "$OUT/libfuzzdeps.a"
+ar rcs "$OUT/libfuzzdeps.a" "${OBJS[@]}"
+
+CORE=()
+while IFS= read -r -d '' f; do CORE+=("$f"); done < <(find Sources/ChatCore -name '*.swift' -print0 | sort -z)
+SUPPORT=()
+while IFS= read -r -d '' f; do SUPPORT+=("$f"); done < <(find Fuzz/Support -name '*.swift' -print0 | sort -z)
+
+# 2. One executable per target.
+for t in "${TARGETS[@]}"; do
+    SRC=()
+    while IFS= read -r -d '' f; do SRC+=("$f"); done < <(find "Fuzz/$t" -name '*.swift' -print0 | sort -z)
+    echo "fuzz.sh: building $t"
+    # ld.gold warns about every ASan symbol it cannot export; the warnings are noise.
+    if ! swiftc -sanitize=fuzzer,address -parse-as-library -O -g \
+            -module-name "Fuzz_$t" "${SRC[@]}" "${SUPPORT[@]}" "${CORE[@]}" \
+            -I "$BIN/Modules" "$OUT/libfuzzdeps.a" -o "$OUT/bin/$t" >"$OUT/logs/$t.build.log" 2>&1; then
+        grep -v 'ld.gold: warning: Cannot export local symbol' "$OUT/logs/$t.build.log" >&2 || true
+        echo "fuzz.sh: building $t failed" >&2
+        exit 1
+    fi
+done
+[ "${FUZZ_BUILD_ONLY:-0}" = 1 ] && { echo "fuzz.sh: built ${TARGETS[*]} in $OUT/bin"; exit 0; }
+
+# 3. Run each target in turn, one process. New inputs go to a work corpus in the scratch
+#    path; the checked-in seeds in Fuzz/corpus/<target> are only read.
+failed=()
+printf '%-20s %12s %10s  %s\n' target executions exec/s result
+for t in "${TARGETS[@]}"; do
+    work="$OUT/corpus/$t"
+    crashes="Fuzz/crashes/$t"
+    mkdir -p "$work" "$crashes" "Fuzz/corpus/$t"
+    dict=()
+    [ -f "Fuzz/dict/$t.dict" ] && dict=(-dict="Fuzz/dict/$t.dict")
+    log="$OUT/logs/$t.log"
+    set +e
+    # shellcheck disable=SC2086
+    "$OUT/bin/$t" "$work" "Fuzz/corpus/$t" "${dict[@]}" \
+        -max_total_time="$SECS" -max_len="$(max_len "$t")" -timeout=20 -rss_limit_mb=2048 \
+        -print_final_stats=1 -artifact_prefix="$crashes/" ${FUZZ_EXTRA_ARGS:-} >"$log" 2>&1
+    rc=$?
+    set -e
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+    speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
+    if [ "$rc" -eq 0 ]; then
+        printf '%-20s %12s %10s  %s\n' "$t" "${execs:-?}" "${speed:-?}" ok
+    else
+        printf '%-20s %12s %10s  %s\n' "$t" "${execs:-?}" "${speed:-?}" "FAILED (exit $rc)"
+        failed+=("$t")
+        echo "---- $t: $log (last lines) ----"
+        grep -v 'ld.gold' "$log" | grep -E 'FUZZ INVARIANT|ERROR|SUMMARY|Test unit written|Fatal error|#[0-9]+ 0x' | head -n 40
+        echo "----"
+    fi
+done
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "fuzz.sh: crashes in ${failed[*]}; inputs in Fuzz/crashes/" >&2
+    exit 1
+fi
