@@ -205,6 +205,7 @@ public final class Node {
             links[remote] = link
             existing.send(.error(reason: "duplicate link"))
             existing.conn.closeAfterFlush(reason: "duplicate link", graceMs: 200)
+            cluster.linkUp(remote, advertise: advertise, nowMs: loop.nowMs)
             return
         }
         links[remote] = link

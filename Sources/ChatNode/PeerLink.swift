@@ -71,6 +71,11 @@ final class PeerLink: ConnectionHandler {
 
     private func handle(line: Substring) {
         guard established, let remote else { return handshakeStep(line) }
+        if line.hasPrefix("ERROR ") {
+            log.notice("peer closed the link", metadata: ["peer": "\(remote)", "reason": "\(line.dropFirst(6))"])
+            conn.close(reason: "peer sent \(line)")
+            return
+        }
         do {
             try node.cluster.receive(line: line, from: remote, nowMs: node.loop.nowMs, wallMs: wallClockMs())
         } catch {

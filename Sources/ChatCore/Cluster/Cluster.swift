@@ -154,6 +154,11 @@ public final class Cluster {
         let mayHaveEarlier = room != nil && !stream.started && f.seq > 1 && nowMs < lastTopologyChangeMs + Cluster.settleMs
         if (!stream.started && !mayHaveEarlier) || (stream.started && f.seq == stream.delivered + 1)
             || (!stream.started && stream.held.isEmpty == false && f.seq < stream.held.keys.min()!) {
+            if !stream.started {
+                for seq in stream.held.keys.sorted() where seq < f.seq {
+                    ready.append(stream.held.removeValue(forKey: seq)!.0)
+                }
+            }
             stream.started = true
             stream.delivered = f.seq
             ready.append(msg)
@@ -184,11 +189,12 @@ public final class Cluster {
     /// are lost (never reordered); late copies of them count as seen.
     private static func giveUpGap(_ stream: inout Stream) -> [PeerMessage] {
         var out: [PeerMessage] = []
-        for seq in stream.held.keys.sorted() {
+        for seq in stream.held.keys.sorted() where !stream.started || seq > stream.delivered {
             out.append(stream.held[seq]!.0)
             stream.delivered = seq
         }
         stream.held.removeAll()
+        stream.started = true
         return out
     }
 
