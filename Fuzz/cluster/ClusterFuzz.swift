@@ -493,6 +493,8 @@ final class ClusterProgram {
         for _ in 0..<25 {
             net.nowMs += 1000
             net.tick()
+            // Dialers redial closed links (a link silent too long is closed by the tick).
+            for a in live { for b in live where a < b { net.linkUp(a, b, aFirst: true) } }
             net.deliverAll(&rng)
             checkQuietGroups()
         }

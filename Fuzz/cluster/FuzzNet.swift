@@ -103,6 +103,9 @@ final class FuzzNet {
     /// Lines in flight, [from][to], oldest first.
     var queues: [[[String]]]
     var up: [[Bool]]
+    /// When node `to` last read anything on its link from `from`, [to][from]: the runtime
+    /// closes a link that carries nothing for the peer timeout (Node.tick, PeerLink.lastHeardMs).
+    var lastRead: [[UInt64]]
     var nowMs: UInt64 = 0
     /// Nodes that stopped (gracefully or killed): no links, no ticks, no logins.
     var dead: Set<Int> = []
@@ -120,6 +123,7 @@ final class FuzzNet {
         self.skew = skew
         queues = Array(repeating: Array(repeating: [], count: ids.count), count: ids.count)
         up = Array(repeating: Array(repeating: false, count: ids.count), count: ids.count)
+        lastRead = Array(repeating: Array(repeating: 0, count: ids.count), count: ids.count)
         for i in ids.indices { nodes.append(FuzzNode(index: i, id: ids[i], net: self)) }
     }
 
@@ -154,6 +158,7 @@ final class FuzzNet {
     func deliver(_ a: Int, _ b: Int) {
         let line = queues[a][b].removeFirst()
         deliveries += 1
+        lastRead[b][a] = nowMs
         if traceLines { fputs("    [t=\(nowMs)] \(a)->\(b) \(line)\n", stderr) }
         do {
             try nodes[b].cluster.receive(line: Substring(line), from: ids[a], nowMs: nowMs, wallMs: wallMs(b))
@@ -181,6 +186,8 @@ final class FuzzNet {
         guard a != b, !up[a][b], !dead.contains(a), !dead.contains(b) else { return }
         up[a][b] = true
         up[b][a] = true
+        lastRead[a][b] = nowMs
+        lastRead[b][a] = nowMs
         let (x, y) = aFirst ? (a, b) : (b, a)
         nodes[x].cluster.linkUp(ids[y], advertise: nodes[y].address, nowMs: nowMs)
         nodes[y].cluster.linkUp(ids[x], advertise: nodes[x].address, nowMs: nowMs)
@@ -217,7 +224,12 @@ final class FuzzNet {
     // MARK: Time
 
     func tick(only: Int? = nil) {
-        for node in nodes where (only == nil || only == node.index) && !dead.contains(node.index) { node.cluster.tick(nowMs: nowMs) }
+        for node in nodes where (only == nil || only == node.index) && !dead.contains(node.index) {
+            node.cluster.tick(nowMs: nowMs)
+            // As Node.tick: a link silent for longer than the peer timeout is closed.
+            let b = node.index
+            for a in 0..<n where up[a][b] && nowMs > lastRead[b][a] + node.cluster.peerTimeoutMs { linkDown(a, b) }
+        }
         endRequestedSessions()
     }
 
