@@ -167,10 +167,21 @@ import Testing
         #expect(t2 > t1)
         let t3 = c.now(wallMs: 999)           // wall clock stepped back
         #expect(t3 > t2)
-        c.observe(HybridClock.pack(ms: 5000, counter: 3))
+        c.observe(HybridClock.pack(ms: 5000, counter: 3), wallMs: 1001)
         let t4 = c.now(wallMs: 1001)
         #expect(t4 > HybridClock.pack(ms: 5000, counter: 3))
         let t5 = c.now(wallMs: 6000)
         #expect(t5 == HybridClock.pack(ms: 6000, counter: 0))
+    }
+
+    @Test func hybridClockDoesNotFollowATimestampFarAhead() {
+        var c = HybridClock()
+        _ = c.now(wallMs: 1000)
+        c.observe(UInt64(Int64.max), wallMs: 1000)
+        #expect(c.last < HybridClock.pack(ms: 1001, counter: 0))
+        // Within the allowed drift it is followed.
+        let ahead = HybridClock.pack(ms: 1000 + HybridClock.maxDriftMs, counter: 7)
+        c.observe(ahead, wallMs: 1000)
+        #expect(c.now(wallMs: 1000) == ahead + 1)
     }
 }

@@ -106,7 +106,10 @@ public final class Cluster {
         // Remembered for redialing: if the neighbor dialed us and dies, it may come back there.
         transport?.learned(node: neighbor, address: addr)
         lastTopologyChangeMs = nowMs
-        if nodes[neighbor] == nil { nodes[neighbor] = RemoteNode(advertise: addr, lastHeardMs: nowMs) }
+        if nodes[neighbor] == nil {
+            nodes[neighbor] = RemoteNode(advertise: addr, lastHeardMs: nowMs)
+            askNewNode(neighbor)
+        }
         // The topology changed, and the neighbor (and all behind it) may not know us yet.
         sendHeartbeat(nowMs: nowMs)
         sendState()
@@ -136,6 +139,7 @@ public final class Cluster {
         if nodes[f.origin] == nil {
             nodes[f.origin] = RemoteNode(advertise: "", lastHeardMs: nowMs)
             isNew = true
+            askNewNode(f.origin)
         }
         nodes[f.origin]!.lastHeardMs = nowMs
         let room = msg.chatRoom
@@ -232,7 +236,7 @@ public final class Cluster {
             transport?.learned(node: o, address: addr)
         case let .state(_, rooms, claims):
             nodes[o]?.rooms = Set(rooms)
-            for c in claims { hlc.observe(c.ts) }
+            for c in claims { hlc.observe(c.ts, wallMs: wallMs) }
             let (kicked, refused) = registry.merge(state: claims, of: o)
             // Our lost claims: every node that recorded them must forget them too.
             for c in refused + kicked { flood(.release(next(), c)) }
@@ -244,7 +248,7 @@ public final class Cluster {
         case let .room(_, joined, room):
             if joined { nodes[o]?.rooms.insert(room) } else { nodes[o]?.rooms.remove(room) }
         case let .claim(_, c):
-            hlc.observe(c.ts)
+            hlc.observe(c.ts, wallMs: wallMs)
             let (yes, lost) = registry.answer(c, from: o, nowMs: nowMs)
             flood(.reply(next(), claimant: o, c, granted: yes))
             if let lost { failLocal(c.name, ts: lost) }
@@ -372,6 +376,17 @@ public final class Cluster {
         pending[name] = PendingClaim(ts: ts, waiting: Set(nodes.keys), sentMs: nowMs, startedUs: preciseNowUs())
         flood(.claim(next(), NameClaim(name: name, ts: ts)))
         return .pending
+    }
+
+    /// A node became known while claims wait (it joined, or a partition is healing): it may
+    /// hold one of the names, granted while it was out of reach, so each claim waits for its
+    /// answer too, and is sent again now rather than at the next resend.
+    private func askNewNode(_ id: NodeID) {
+        guard !pending.isEmpty else { return }
+        for name in pending.keys.sorted() {
+            pending[name]!.waiting.insert(id)
+            flood(.claim(next(), NameClaim(name: name, ts: pending[name]!.ts)))
+        }
     }
 
     /// A local session ended (or a pending login was abandoned): the name is free everywhere.

@@ -1,0 +1,71 @@
+import Testing
+@testable import ChatCore
+
+/// Findings of the fuzz targets under Fuzz/ (see Fuzz/README.md), each replayed as a
+/// deterministic scenario on the simulated network of ClusterTestNetwork.swift. The
+/// fuzzer's input that found it is quoted in hex above each test.
+@Suite struct FuzzRegressionTests {
+
+    /// Fuzz target `cluster`, input
+    /// `0500 2e0c 0000 0006 6400 060c 00cd 0700 0200 0501 060e 0600`:
+    /// node A's claim on `ann` is lost with its link to B; C, which has never heard of A,
+    /// claims `ann` later and is granted (B says yes: it has no record of A's claim). The
+    /// links heal and A learns of C, but A's claim still waits only for the nodes it knew
+    /// when it started (B). A resends its CLAIM; B says yes (A's claim is earlier than C's,
+    /// which B only knows as asked), C says no (granted), A grants on B's yes alone — and
+    /// both A and C hold `ann` while connected, until a periodic STATE (10 s) settles it.
+    /// SPEC.md §4.2.3: "While nodes are connected, no two sessions hold one username."
+    @Test func claimOfANodeCutOffIsNotGrantedOverANameGrantedMeanwhile() {
+        let net = SimNetwork(nodes: 3, seed: 7001)
+        net.linkUp(0, 1)
+        net.deliverAll()
+        // A's claim leaves, and is lost with the link.
+        let annA = net.login(0, "ann", "r")
+        #expect(!annA.got200 && !annA.got403)
+        net.linkDown(0, 1)
+        // C joins through B, never hearing of A, and claims the same name later.
+        net.linkUp(1, 2)
+        net.deliverAll()
+        #expect(!net[2].cluster.liveNodes.contains(net[0].id))
+        net.advance(50, stepMs: 50)
+        let annC = net.login(2, "ann", "r")
+        net.deliverAll()
+        #expect(annC.got200, "C's claim was not granted")
+        // The link comes back well within the peer timeout; A resends its claim.
+        net.linkUp(0, 1)
+        net.deliverAll()
+        #expect(Set(net[0].cluster.liveNodes) == [net[1].id, net[2].id], "A did not learn of C")
+        net.advance(1000)
+        #expect(net.holders(of: "ann").count == 1,
+                "ann is held on nodes \(net.holders(of: "ann")) of a connected cluster; A got \(annA.received), C got \(annC.received)")
+        #expect(!(annA.got200 && annC.got200 && !annA.endRequested && !annC.endRequested), "both logins of ann are in")
+    }
+
+    /// Fuzz target `cluster`, input
+    /// `0264 6464 6464 6464 6464 6464 0200 0c00 0000 0100 0100 0008 0007 ffff ff00 0000
+    ///  0000 0000 0000 0034 0000 0000 64`:
+    /// one well-formed line from a peer, a CLAIM with the largest timestamp the codec accepts
+    /// (Int64.max), moves the node's hybrid clock there; the node's next claim is stamped
+    /// Int64.max + 1, which every other node's decoder refuses ("malformed peer message:
+    /// number …"), so every link that carries it is dropped, redialed and dropped again — no
+    /// login on that node can ever be settled by the cluster. SPEC.md §3.4: a peer that sends
+    /// garbage is survived, and the node keeps serving everyone else.
+    @Test func aHugeClaimTimestampFromOnePeerDoesNotMakeTheNodeSendLinesOthersRefuse() {
+        let net = SimNetwork(nodes: 2, seed: 7002)
+        net.linkUp(0, 1)
+        net.deliverAll()
+        let stranger = NodeID("ffffffffffffffff")!
+        let line = "CLAIM \(stranger) 1 dee \(Int64.max)"
+        #expect(throws: Never.self) {
+            try net[0].cluster.receive(line: Substring(line), from: stranger, nowMs: net.nowMs, wallMs: net.wallMs(0))
+        }
+        net.deliverAll()
+        let bob = net.login(0, "bob", "r")
+        net.deliverAll()
+        // The stranger became a known node with the CLAIM, so bob's claim also waits for it
+        // until it is dropped as silent (the peer timeout).
+        net.advance(net[0].cluster.peerTimeoutMs + 1000)
+        #expect(net.refused.isEmpty, "node 1 refused what node 0 sent: \(net.refused.map { "\($0.line): \($0.error)" })")
+        #expect(bob.got200, "bob's login was not granted: \(bob.received)")
+    }
+}
