@@ -189,7 +189,9 @@ public final class Node {
     }
 
     /// A handshake completed. Two links to one node (both dialed at once) end as one: the
-    /// one dialed by the node with the smaller id stays, on both ends (SPEC.md §4.1).
+    /// one dialed by the node with the smaller id stays, on both ends (SPEC.md §4.1). Two
+    /// links dialed by the same node are not a race but a redial: the dialer gave up the old
+    /// one (its peer timed out, or the close was lost), so the new one stays, on both ends.
     func linkEstablished(_ link: PeerLink, remote: NodeID, advertise: String) {
         link.dialer?.node = remote
         link.dialer?.linkUp()
@@ -197,7 +199,8 @@ public final class Node {
             let iDialSmaller = cluster.me < remote
             let newIsPreferred = (link.dialer != nil) == iDialSmaller
             let oldIsPreferred = (existing.dialer != nil) == iDialSmaller
-            if oldIsPreferred || !newIsPreferred {
+            let redial = (link.dialer != nil) == (existing.dialer != nil)
+            if !redial && (oldIsPreferred || !newIsPreferred) {
                 link.send(.error(reason: "duplicate link"))
                 link.conn.closeAfterFlush(reason: "duplicate link", graceMs: 200)
                 return
