@@ -62,6 +62,9 @@ final class EventLoop {
     /// Runs the loop until every handle has closed, then closes it. Returns uv_loop_close's result.
     func finish() -> Int32 {
         uv_run(raw, UV_RUN_DEFAULT)
+        // Connections scheduled after the prepare handle closed (a last close during the
+        // stop) are never flushed: let them go, or they and the loop keep each other alive.
+        pending.removeAll()
         let rc = uv_loop_close(raw)
         if rc == 0 {
             raw.deallocate()
