@@ -68,4 +68,72 @@ import Testing
         #expect(net.refused.isEmpty, "node 1 refused what node 0 sent: \(net.refused.map { "\($0.line): \($0.error)" })")
         #expect(bob.got200, "bob's login was not granted: \(bob.received)")
     }
+
+    /// Fuzz target `cluster`, input
+    /// `0203 f8f8 f8f8 f8f8 f8f8 f8f8 f804 0c00 0001 0c00 0800 1000 0000 24ff ff00 00f8 f8`:
+    /// B's claim on `ann` has A's yes and still waits for a third node P. The link A–B
+    /// fails; A times B out first (it last heard B earlier than B last heard A), forgets B's
+    /// claim and grants `ann` to a login of its own. The link comes back before B times A
+    /// out, so A is not a node B newly learns of (the fix of the first finding does not
+    /// apply), and A's STATE waits at B for the gap in A's stream (A numbered heartbeats
+    /// while alone). B keeps counting A's stale yes and grants when P times out:
+    /// - `pLastHeardMs` 900: the gap is given up just before P times out (the fuzzer's
+    ///   case): B merges A's STATE while its claim waits; A's grant is later, so nothing is
+    ///   refused, and B grants on the stale yes;
+    /// - 600: P times out first; B has granted when it merges A's STATE, wins (earlier), and
+    ///   A learns it only from B's next periodic STATE.
+    /// Either way both A and B hold `ann` while connected for up to 10 s. SPEC.md §4.2.3.
+    @Test(arguments: [UInt64(900), 600])
+    func aClaimDoesNotCountTheYesOfANodeThatHasSinceGrantedTheNameItself(pLastHeardMs: UInt64) throws {
+        let net = SimNetwork(nodes: 2, seed: 7003)
+        net.linkUp(0, 1)
+        net.deliverAll()
+        // P, a node both know of, whose answers do not come (slow, or cut off from B).
+        let p = NodeID("0000000000000001")!
+        var pSeq: UInt64 = 0
+        func heartbeatOfP(at node: Int) throws {
+            pSeq += 1
+            try net[node].cluster.receive(line: Substring("HB \(p) \(pSeq) 10.9.9.9:1 -"), from: p,
+                                          nowMs: net.nowMs, wallMs: net.wallMs(node))
+        }
+        try heartbeatOfP(at: 0)
+        net.deliverAll()
+        #expect(Set(net[1].cluster.liveNodes) == [net[0].id, p])
+        // B claims ann: A says yes, P never answers.
+        let annB = net.login(1, "ann", "r")
+        net.deliverAll()
+        #expect(!annB.got200 && !annB.got403)
+        // B last hears P at pLastHeardMs.
+        net.nowMs = pLastHeardMs
+        try heartbeatOfP(at: 1)
+        // At 1 s both tick; A's heartbeat reaches B, then the link fails and B's is lost.
+        net.nowMs = 1000
+        net[0].cluster.tick(nowMs: net.nowMs)
+        net[1].cluster.tick(nowMs: net.nowMs)
+        net.drain(0, 1)
+        net.linkDown(0, 1)
+        // Both keep ticking. A times B (and P) out at 3.25 s; B would time P out after
+        // pLastHeardMs + 3 s and A after 4 s.
+        for t: UInt64 in [2000, 3000, 3250] {
+            net.nowMs = t
+            net[0].cluster.tick(nowMs: net.nowMs)
+            net[1].cluster.tick(nowMs: net.nowMs)
+        }
+        #expect(net[0].cluster.liveNodes.isEmpty)
+        #expect(Set(net[1].cluster.liveNodes) == [net[0].id, p])
+        // Alone, A grants ann to its own login.
+        let annA = net.login(0, "ann", "r")
+        #expect(annA.got200)
+        // The link comes back at 3.5 s; B times P out before its claim is due to be
+        // resent (4 s).
+        net.nowMs = 3500
+        net.linkUp(0, 1)
+        net.deliverAll()
+        #expect(!annB.got200 && !annB.got403)
+        net.advance(2000)
+        #expect(net.refused.isEmpty)
+        #expect(net.holders(of: "ann").count == 1,
+                "ann is held on nodes \(net.holders(of: "ann")) of a connected cluster; A got \(annA.received), B got \(annB.received)")
+        #expect(!(annA.got200 && annB.got200 && !annA.endRequested && !annB.endRequested), "both logins of ann are in")
+    }
 }

@@ -245,6 +245,20 @@ public final class Cluster {
                 pending[c.name] = nil
                 hub.kick(nameKey: c.name)
             }
+            // A name it holds granted that a claim of ours still waits for (an earlier claim:
+            // a later one was refused above): it granted after forgetting our claim (it timed
+            // us out, we did not time it out), so a yes it gave is stale. Ask it again; it
+            // answers no, as a granted name is never given up to a claim.
+            for c in claims where pending[c.name] != nil {
+                if pending[c.name]!.waiting.insert(o).inserted {
+                    flood(.claim(next(), NameClaim(name: c.name, ts: pending[c.name]!.ts)))
+                }
+            }
+            // A name it holds granted that we hold with an earlier claim: it has lost, but our
+            // STATE may have left before we granted. Tell it now, not at the next periodic STATE.
+            if claims.contains(where: { c in registry.own(c.name).map { $0.granted && $0.precedes(c.ts, o) } ?? false }) {
+                sendState()
+            }
         case let .room(_, joined, room):
             if joined { nodes[o]?.rooms.insert(room) } else { nodes[o]?.rooms.remove(room) }
         case let .claim(_, c):
