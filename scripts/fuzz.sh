@@ -14,6 +14,7 @@
 #   FUZZ_SCRATCH         SwiftPM scratch path for the dependencies (default .build-fuzz)
 #   FUZZ_BUILD_RETRIES   retries of a failed dependency build, a minute apart (default 0)
 #   FUZZ_BUILD_ONLY=1    build the targets, run nothing
+#   FUZZ_BUILD_JOBS      targets compiled at once (default 1; 2 on an otherwise idle machine)
 #   FUZZ_EXTRA_ARGS      more libFuzzer flags for every run
 #
 # Exits non-zero when a build fails or any target finds a crash; crash inputs go to
@@ -76,15 +77,27 @@ while IFS= read -r -d '' f; do CORE+=("$f"); done < <(find Sources/ChatCore -nam
 SUPPORT=()
 while IFS= read -r -d '' f; do SUPPORT+=("$f"); done < <(find Fuzz/Support -name '*.swift' -print0 | sort -z)
 
-# 2. One executable per target.
-for t in "${TARGETS[@]}"; do
-    SRC=()
+# 2. One executable per target (FUZZ_BUILD_JOBS at a time, default 1).
+build_target() {
+    local t=$1 SRC=() f
     while IFS= read -r -d '' f; do SRC+=("$f"); done < <(find "Fuzz/$t" -name '*.swift' -print0 | sort -z)
+    if swiftc -sanitize=fuzzer,address -parse-as-library -O -g \
+        -module-name "Fuzz_$t" "${SRC[@]}" "${SUPPORT[@]}" "${CORE[@]}" \
+        -I "$BIN/Modules" "$OUT/libfuzzdeps.a" -o "$OUT/bin/$t" >"$OUT/logs/$t.build.log" 2>&1
+    then echo 0 >"$OUT/logs/$t.build.rc"; else echo 1 >"$OUT/logs/$t.build.rc"; fi
+}
+running=0
+for t in "${TARGETS[@]}"; do
     echo "fuzz.sh: building $t"
-    # ld.gold warns about every ASan symbol it cannot export; the warnings are noise.
-    if ! swiftc -sanitize=fuzzer,address -parse-as-library -O -g \
-            -module-name "Fuzz_$t" "${SRC[@]}" "${SUPPORT[@]}" "${CORE[@]}" \
-            -I "$BIN/Modules" "$OUT/libfuzzdeps.a" -o "$OUT/bin/$t" >"$OUT/logs/$t.build.log" 2>&1; then
+    rm -f "$OUT/logs/$t.build.rc"
+    build_target "$t" &
+    running=$((running + 1))
+    if [ "$running" -ge "${FUZZ_BUILD_JOBS:-1}" ]; then wait -n || true; running=$((running - 1)); fi
+done
+wait
+for t in "${TARGETS[@]}"; do
+    if [ "$(cat "$OUT/logs/$t.build.rc" 2>/dev/null)" != 0 ]; then
+        # ld.gold warns about every ASan symbol it cannot export; the warnings are noise.
         grep -v 'ld.gold: warning: Cannot export local symbol' "$OUT/logs/$t.build.log" >&2 || true
         echo "fuzz.sh: building $t failed" >&2
         exit 1
