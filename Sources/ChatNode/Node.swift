@@ -17,6 +17,9 @@ public final class Node {
     private(set) var connections: [ObjectIdentifier: Connection] = [:]
     /// Established peer links, one per neighbor node.
     private(set) var links: [NodeID: PeerLink] = [:]
+    /// Every peer connection, in handshake or open: the tick checks their silence without
+    /// walking every client connection.
+    var peerConnections: [ObjectIdentifier: PeerLink] = [:]
     /// Addresses kept dialed, by address text.
     private(set) var dialers: [String: PeerDialer] = [:]
     private var nextID: UInt64 = 0
@@ -263,7 +266,7 @@ public final class Node {
         }
         let now = loop.nowMs
         cluster.tick(nowMs: now)
-        for link in Array(connections.values.compactMap({ $0.handler as? PeerLink })) where link.conn.state == .open {
+        for link in Array(peerConnections.values) where link.conn.state == .open {
             if now > link.lastHeardMs + cluster.peerTimeoutMs {
                 logger.notice("peer link silent too long", metadata: ["peer": "\(link.remote?.text ?? link.address)"])
                 link.conn.close(reason: "peer timeout")

@@ -32,6 +32,7 @@ final class PeerLink: ConnectionHandler {
         lastHeardMs = openedMs
         conn.maxQueueBytes = node.peerQueueBytes
         conn.backlogCap = nil  // peer links have their own, larger queues (SPEC.md §2)
+        node.peerConnections[ObjectIdentifier(conn)] = self
     }
 
     private var log: Logger { node.logger }
@@ -124,6 +125,7 @@ final class PeerLink: ConnectionHandler {
     }
 
     func didClose() {
+        node.peerConnections[ObjectIdentifier(conn)] = nil
         node.forget(conn)
         dialer?.linkEnded(nowMs: node.loop.nowMs)
     }

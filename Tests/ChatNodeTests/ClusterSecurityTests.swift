@@ -149,6 +149,38 @@ extension ClusterTests {
         }
     }
 
+    /// A peer that floods well-formed CLAIMs and never reads A's REPLYs: A's queue to it
+    /// passes `--peer-queue-bytes`, A drops the link with a log line, and A's clients never
+    /// notice.
+    @Test func aPeerFloodingClaimsWithoutReadingIsDroppedAndClientsAreServed() throws {
+        try withCluster { nodes in
+            let a = try nodes.start("A", ["--peer-queue-bytes", "65536"])
+            let alice = try join("alice", "room", on: a)
+            let bob = try join("bob", "room", on: a)
+            let peer = try LineClient.connect(port: a.port, label: "flooding peer")
+            try peer.send("TCPCHAT-PEER/1 HELLO 0123456789abcdef 127.0.0.1:1 nonce open\n")
+            _ = try peer.readLine()
+            // Each CLAIM costs A a REPLY of ~100 bytes: 200,000 of them are far more than the
+            // kernel buffers of both sockets hold.
+            let pad = String(repeating: "n", count: 24)
+            var flood: [UInt8] = []
+            flood.reserveCapacity(200_000 * 80)
+            for i in 1...200_000 { flood += Array("CLAIM 0123456789abcdef \(i) \(pad)\(i) \(1000 + i)\n".utf8) }
+            let before = a.logCount("slow consumer")
+            do { try peer.send(bytes: flood, timeout: .seconds(60)) } catch { /* A dropped the link mid-flood */ }
+            _ = try retry(for: .seconds(30), "A to drop the flooding peer with a log line") {
+                a.logCount("slow consumer") > before ? true : nil
+            }
+            #expect(a.isRunning)
+            try alice.send("still serving\n")
+            try expectNextLine(alice, "alice - still serving")
+            try expectNextLine(bob, "alice - still serving")
+            let carol = try join("carol", "room", on: a)
+            try bob.send("welcome\n")
+            try expectNextLine(carol, "bob - welcome")
+        }
+    }
+
     @Test func aPeerLineOverTheSizeLimitIsDropped() throws {
         try withCluster { nodes in
             let a = try nodes.start("A")
