@@ -30,11 +30,19 @@ left.set_title("One node: throughput vs room size")
 left.grid(True, alpha=0.3)
 left.legend()
 
-xs = sorted(series.get("tcp_chat nodes", []))
-if xs:
-    right.bar([str(x) for x, _ in xs], [y for _, y in xs], color="#4c72b0")
-    for i, (_, y) in enumerate(xs):
-        right.text(i, y, f"{y:.1f} M", ha="center", va="bottom")
+# Grouped bars: the C load generator and `tcp_chat bench` on the same clusters.
+groups = [("tcp_chat nodes", "C load generator", "#4c72b0"), ("tcp_chat bench, nodes", "tcp_chat bench", "#dd8452")]
+present = [g for g in groups if series.get(g[0])]
+width = 0.8 / max(1, len(present))
+for j, (name, label, color) in enumerate(present):
+    xs = sorted(series[name])
+    pos = [i + (j - (len(present) - 1) / 2) * width for i in range(len(xs))]
+    right.bar(pos, [y for _, y in xs], width=width, color=color, label=label)
+    for p_, (_, y) in zip(pos, xs):
+        right.text(p_, y, f"{y:.1f}", ha="center", va="bottom", fontsize=8)
+if present:
+    right.set_xticks(range(len(series[present[0][0]])), [str(x) for x, _ in sorted(series[present[0][0]])])
+    right.legend(title="measured by", fontsize=8)
 right.set_xlabel("nodes the room's 100 members are spread over (all nodes on one core)")
 right.set_ylabel("delivered messages / s (millions)")
 right.set_title("Cluster: throughput vs node count")

@@ -57,6 +57,11 @@ for k in 1 2 3; do
         "$work/loadgen" --proto tcpchat --mode probe --target "$first" --send-target "$addr" --connect-timeout 15 >/dev/null
     fi
     run "tcp_chat nodes" "$k" "${targets[@]}" --clients 100
+    # Our own load tool on the same cluster, same load: it should report the same order.
+    taskset -c 1 "$bin" bench "${targets[@]}" --clients 100 --rooms 1 --senders 10 --size 64 \
+        --warmup 2 --duration 6 --drain 3 --json \
+        | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); d["series"]="tcp_chat bench, nodes"; d["x"]=int(sys.argv[1]); print(json.dumps(d))' "$k" >> "$out"
+    tail -1 "$out" | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print(d["series"], "x=%d" % d["x"], json.dumps({k: v for k, v in d.items() if k not in ("series", "x")})[:300])'
     stop_all
 done
 echo "sweep: $(wc -l < "$out") points in $out"
