@@ -201,12 +201,15 @@ final class Connection {
     /// past `maxQueueBytes` of that the reader is too slow and is dropped (SPEC.md §3.4).
     private func flush() {
         guard state == .open || state == .draining else { return }
+        // Hoisted: reaching the loop through the batch's unowned connection cost two
+        // retain/release pairs per buffer (44 % of the CPU in fanout).
+        let bufs = loop.writeBufs
         while !outbox.isEmpty {
             let batch = freeBatches.popLast() ?? WriteBatch()
             batch.conn = self
             var bytes = 0
             while batch.count < WriteBatch.maxBufs, let (p, len) = outbox.popFirst() {
-                batch.append(p, len)
+                batch.append(p, len, into: bufs)
                 bytes += len
             }
             loop.stats.bytesOut += bytes
@@ -332,10 +335,12 @@ final class WriteBatch {
     unowned(unsafe) var conn: Connection?
     var count: Int { payloads.count }
 
-    /// Takes over a queue reference to `p`, given back in `reset()`.
-    func append(_ p: Unmanaged<Payload>, _ len: Int) {
+    /// Takes over a queue reference to `p`, given back in `reset()`; its descriptor goes to
+    /// `bufs[count]` (the loop's scratch array, which `uv_write` copies).
+    @inline(__always)
+    func append(_ p: Unmanaged<Payload>, _ len: Int, into bufs: UnsafeMutablePointer<uv_buf_t>) {
         let base = p._withUnsafeGuaranteedRef { $0.bytes.baseAddress! }
-        conn!.loop.writeBufs[payloads.count] = uv_buf_init(base.assumingMemoryBound(to: CChar.self), UInt32(len))
+        bufs[payloads.count] = uv_buf_init(base.assumingMemoryBound(to: CChar.self), UInt32(len))
         payloads.append(p)
     }
 
