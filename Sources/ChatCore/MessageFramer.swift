@@ -104,6 +104,15 @@ public struct MessageFramer {
         return .message(buffer[lineStart..<lineEnd])
     }
 
+    /// Frees the buffer when nothing is buffered: a session that went quiet after its
+    /// handshake keeps no memory for input it may never send.
+    public mutating func releaseIfEmpty() {
+        guard start == buffer.count, buffer.capacity > 0 else { return }
+        buffer = []
+        start = 0
+        scanned = 0
+    }
+
     /// Everything received and not handed out, emptying the framer (a connection changing protocol).
     public mutating func takeBuffered() -> [UInt8] {
         let rest = Array(buffer[start...])

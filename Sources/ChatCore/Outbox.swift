@@ -1,12 +1,14 @@
-import DequeModule
-
 /// A connection's outgoing queue: shared payloads and how many of their bytes to send.
 /// It lives in the core so a room's fan-out appends to it directly — no protocol call and
 /// no reference counting per member (a payload's queue references are plain integers,
-/// see `Payload.takeQueueRef`). The runtime drains it once per loop turn.
+/// see `Payload.takeQueueRef`). The runtime drains it once per loop turn, usually by
+/// taking the whole array at once (`take(upTo:into:)`).
 /// Called on the node's loop thread only.
 public final class Outbox {
-    private var entries = Deque<(Unmanaged<Payload>, Int)>()
+    public typealias Entry = (payload: Unmanaged<Payload>, length: Int)
+    /// Entries before `head` were taken already (only after a partial take).
+    private var entries = ContiguousArray<Entry>()
+    private var head = 0
     /// Bytes queued and not yet taken by the runtime.
     public private(set) var bytes = 0
     /// Set on the first append after a drain; the runtime clears it when it drains.
@@ -18,7 +20,8 @@ public final class Outbox {
 
     public init() {}
 
-    public var isEmpty: Bool { entries.isEmpty }
+    public var isEmpty: Bool { head == entries.count }
+    public var count: Int { entries.count - head }
 
     @inline(__always)
     public func append(_ payload: Payload, length: Int) {
@@ -31,17 +34,40 @@ public final class Outbox {
         }
     }
 
+    /// Moves up to `max` of the oldest entries to the end of `out`, which must be empty for
+    /// the fast path: when everything fits, the two arrays are swapped (no per-entry work).
+    /// Their queue references pass to the caller. Returns the bytes moved.
+    public func take(upTo max: Int, into out: inout ContiguousArray<Entry>) -> Int {
+        let n = Swift.min(max, entries.count - head)
+        guard n > 0 else { return 0 }
+        var moved = 0
+        if head == 0 && n == entries.count && out.isEmpty {
+            swap(&entries, &out)
+            moved = bytes
+        } else {
+            for e in entries[head..<(head + n)] { out.append(e); moved += e.length }
+            head += n
+            if head == entries.count { entries.removeAll(keepingCapacity: true); head = 0 }
+        }
+        bytes -= moved
+        return moved
+    }
+
     /// The oldest entry; its queue reference passes to the caller (`dropQueueRef` when done).
-    @inline(__always)
-    public func popFirst() -> (Unmanaged<Payload>, Int)? {
-        guard let e = entries.popFirst() else { return nil }
-        bytes -= e.1
+    public func popFirst() -> Entry? {
+        guard head < entries.count else { return nil }
+        let e = entries[head]
+        head += 1
+        if head == entries.count { entries.removeAll(keepingCapacity: true); head = 0 }
+        bytes -= e.length
         return e
     }
 
     /// Drops everything queued.
     public func removeAll() {
-        while let (p, _) = entries.popFirst() { p.dropQueueRef() }
+        for e in entries[head...] { e.payload.dropQueueRef() }
+        entries.removeAll(keepingCapacity: true)
+        head = 0
         bytes = 0
     }
 

@@ -208,6 +208,7 @@ final class ClientHandler: ConnectionHandler, SessionSink {
         }
         session = s
         framer.maxBytes = node.hub.limits.maxMessageBytes
+        framer.releaseIfEmpty()
         node.logger.info("login", metadata: [
             "conn": "\(id)", "user": "\(s.username)", "room": "\(s.chatID)", "framing": "\(s.framing)"])
     }

@@ -1,6 +1,5 @@
 import CUV
 import ChatCore
-import DequeModule
 
 /// What a connection's bytes mean: the client protocol (`ClientHandler`) or a peer link
 /// (`PeerLink`). A connection starts with one and may switch once, when an incoming
@@ -29,8 +28,10 @@ final class Connection {
     let loop: EventLoop
     let tcp: UnsafeMutablePointer<uv_tcp_t>
     private let timer: UnsafeMutablePointer<uv_timer_t>
-    private let shutdownReq: UnsafeMutablePointer<uv_shutdown_t>
-    private let connectReq: UnsafeMutablePointer<uv_connect_t>
+    /// Requests only some connections need, allocated on first use: an idle session costs
+    /// no more memory than it must (SPEC's 15,000 sessions on one node).
+    private var shutdownReq: UnsafeMutablePointer<uv_shutdown_t>?
+    private var connectReq: UnsafeMutablePointer<uv_connect_t>?
     /// Strong until the connection has closed (then released, breaking the cycle).
     var handler: (any ConnectionHandler)?
 
@@ -39,7 +40,6 @@ final class Connection {
     let outbox = Outbox()
     /// Writes handed to libuv whose callback has not come yet.
     private var inflightWrites = 0
-    private var freeBatches: [WriteBatch] = []
     /// Past this many queued bytes the connection is dropped (a reader that stopped reading).
     var maxQueueBytes: Int
 
@@ -57,15 +57,11 @@ final class Connection {
         self.maxQueueBytes = maxQueueBytes
         tcp = .allocate(capacity: 1)
         timer = .allocate(capacity: 1)
-        shutdownReq = .allocate(capacity: 1)
-        connectReq = .allocate(capacity: 1)
         uv_tcp_init(loop.raw, tcp)
         uv_timer_init(loop.raw, timer)
         tcp.pointee.data = Unmanaged.passRetained(self).toOpaque()
         timer.pointee.data = Unmanaged.passRetained(self).toOpaque()
         openHandles = 2
-        shutdownReq.pointee.data = Unmanaged.passUnretained(self).toOpaque()
-        connectReq.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         outbox.onSchedule = { [unowned(unsafe) self] in self.loop.schedule(self) }
     }
 
@@ -82,8 +78,11 @@ final class Connection {
 
     /// Dials `address` (a sockaddr's bytes); the handler's `didConnect` tells the outcome.
     func connect(to address: [UInt8]) {
+        let req = connectReq ?? .allocate(capacity: 1)
+        connectReq = req
+        req.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         let rc = address.withUnsafeBytes {
-            uv_tcp_connect(connectReq, tcp, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), onConnect)
+            uv_tcp_connect(req, tcp, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), onConnect)
         }
         if rc != 0 { handler?.didConnect(rc) }
     }
@@ -95,8 +94,8 @@ final class Connection {
     }
 
     deinit {
-        connectReq.deallocate()
-        shutdownReq.deallocate()
+        connectReq?.deallocate()
+        shutdownReq?.deallocate()
     }
 
     /// The peer's address as text, for logs.
@@ -205,13 +204,9 @@ final class Connection {
         // retain/release pairs per buffer (44 % of the CPU in fanout).
         let bufs = loop.writeBufs
         while !outbox.isEmpty {
-            let batch = freeBatches.popLast() ?? WriteBatch()
+            let batch = loop.freeBatches.popLast() ?? WriteBatch()
             batch.conn = self
-            var bytes = 0
-            while batch.count < WriteBatch.maxBufs, let (p, len) = outbox.popFirst() {
-                batch.append(p, len, into: bufs)
-                bytes += len
-            }
+            let bytes = batch.fill(from: outbox, into: bufs)
             loop.stats.bytesOut += bytes
             batch.req.pointee.data = Unmanaged.passRetained(batch).toOpaque()
             // libuv copies the buffer descriptors into its request: one scratch array serves all.
@@ -258,7 +253,7 @@ final class Connection {
         inflightWrites -= 1
         if backlogCap != nil && state != .closed { noteBacklog(uv_stream_get_write_queue_size(cuv_stream(tcp))) }
         batch.reset()
-        if freeBatches.count < 4 { freeBatches.append(batch) }
+        if loop.freeBatches.count < EventLoop.maxFreeBatches { loop.freeBatches.append(batch) }
         if status < 0 {
             if status != UV_ECANCELED.rawValue { close(reason: "write error: \(uvError(status))") }
             return
@@ -282,7 +277,10 @@ final class Connection {
         state = .lingering
         // A FIN after the last byte; reading on (and discarding) until the peer's EOF avoids
         // the RST that closing with unread input would send, which could destroy the reply.
-        if uv_shutdown(shutdownReq, cuv_stream(tcp), onShutdown) != 0 { close(); return }
+        let req = shutdownReq ?? .allocate(capacity: 1)
+        shutdownReq = req
+        req.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        if uv_shutdown(req, cuv_stream(tcp), onShutdown) != 0 { close(); return }
         startReading()
     }
 
@@ -330,22 +328,27 @@ private func onWrite(_ req: UnsafeMutablePointer<uv_write_t>?, _ status: Int32) 
 final class WriteBatch {
     static let maxBufs = 1024
     let req = UnsafeMutablePointer<uv_write_t>.allocate(capacity: 1)
-    private var payloads: [Unmanaged<Payload>] = []
+    /// Taken from the outbox whole when it fits (an array swap), with their queue references.
+    private var payloads = ContiguousArray<Outbox.Entry>()
     /// The connection outlives its writes: libuv cancels them before the close callbacks.
     unowned(unsafe) var conn: Connection?
     var count: Int { payloads.count }
 
-    /// Takes over a queue reference to `p`, given back in `reset()`; its descriptor goes to
-    /// `bufs[count]` (the loop's scratch array, which `uv_write` copies).
-    @inline(__always)
-    func append(_ p: Unmanaged<Payload>, _ len: Int, into bufs: UnsafeMutablePointer<uv_buf_t>) {
-        let base = p._withUnsafeGuaranteedRef { $0.bytes.baseAddress! }
-        bufs[payloads.count] = uv_buf_init(base.assumingMemoryBound(to: CChar.self), UInt32(len))
-        payloads.append(p)
+    /// Takes up to `maxBufs` entries from `outbox` and writes their descriptors to `bufs`
+    /// (the loop's scratch array, which `uv_write` copies). Returns the bytes taken.
+    func fill(from outbox: Outbox, into bufs: UnsafeMutablePointer<uv_buf_t>) -> Int {
+        let bytes = outbox.take(upTo: WriteBatch.maxBufs, into: &payloads)
+        payloads.withUnsafeBufferPointer { all in
+            for (i, e) in all.enumerated() {
+                let base = e.payload._withUnsafeGuaranteedRef { $0.bytes.baseAddress! }
+                bufs[i] = uv_buf_t(base: base.assumingMemoryBound(to: CChar.self), len: e.length)
+            }
+        }
+        return bytes
     }
 
     func reset() {
-        for p in payloads { p.dropQueueRef() }
+        for e in payloads { e.payload.dropQueueRef() }
         payloads.removeAll(keepingCapacity: true)
     }
 

@@ -17,6 +17,10 @@ final class EventLoop {
     var stats = RuntimeStats()
     /// Unsent bytes of every client connection together (libuv queues and outboxes).
     var clientBacklog = 0
+    /// Write batches whose write completed, for reuse by any connection: a pool per loop,
+    /// not per connection, so an idle session holds none (each is ~300 bytes).
+    var freeBatches: [WriteBatch] = []
+    static let maxFreeBatches = 256
     private var prepareClosed = false
 
     init() {
@@ -65,6 +69,7 @@ final class EventLoop {
         // Connections scheduled after the prepare handle closed (a last close during the
         // stop) are never flushed: let them go, or they and the loop keep each other alive.
         pending.removeAll()
+        freeBatches.removeAll()
         let rc = uv_loop_close(raw)
         if rc == 0 {
             raw.deallocate()
