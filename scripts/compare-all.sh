@@ -18,6 +18,9 @@ export TCP_CHAT_BIN=$bin BENCH_BUILD_DIR=${BENCH_BUILD_DIR:-/tmp/benchbuild}
 mkdir -p "$BENCH_BUILD_DIR"
 : >"$out.jsonl"
 peers="ngircd inspircd nats"
+# The fixed-load scenarios' targets are ratios to limitrelay; FIXED_PEERS="" leaves the peers
+# out of them (a third of the time) when only those ratios are wanted.
+fixed_peers=${FIXED_PEERS-$peers}
 {
     echo "# compare-all $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(git rev-parse --short HEAD)"
     echo
@@ -25,8 +28,8 @@ peers="ngircd inspircd nats"
     TCP_CHAT_ARGS="--rate-limit 0" "$bench/compare" fanout limitrelay tcp_chat $peers --jsonl "$out.jsonl"
     TCP_CHAT_ARGS="--rate-limit 0" "$bench/compare" cluster-fanout tcp_chat nats ngircd --jsonl "$out.jsonl"
     # Fixed-load scenarios: default flags.
-    "$bench/compare" rooms limitrelay tcp_chat $peers --jsonl "$out.jsonl"
-    "$bench/compare" latency limitrelay tcp_chat $peers --jsonl "$out.jsonl"
-    "$bench/compare" logins limitrelay tcp_chat $peers --jsonl "$out.jsonl"
-    "$bench/compare" idle limitrelay tcp_chat $peers --jsonl "$out.jsonl"
+    "$bench/compare" rooms limitrelay tcp_chat $fixed_peers --jsonl "$out.jsonl"
+    "$bench/compare" latency limitrelay tcp_chat $fixed_peers --jsonl "$out.jsonl"
+    "$bench/compare" logins limitrelay tcp_chat $fixed_peers --jsonl "$out.jsonl"
+    "$bench/compare" idle limitrelay tcp_chat $fixed_peers --jsonl "$out.jsonl"
 } | tee "$out.md"

@@ -161,7 +161,8 @@ final class FuzzNet {
         lastRead[b][a] = nowMs
         if traceLines { fputs("    [t=\(nowMs)] \(a)->\(b) \(line)\n", stderr) }
         do {
-            try nodes[b].cluster.receive(line: Substring(line), from: ids[a], nowMs: nowMs, wallMs: wallMs(b))
+            var bytes = line
+            try bytes.withUTF8 { try nodes[b].cluster.receive(bytes: UnsafeRawBufferPointer($0), from: ids[a], nowMs: nowMs, wallMs: wallMs(b)) }
         } catch {
             fuzzFail("node \(b) refused a line node \(a) sent: \(line.debugDescription): \(error)")
         }

@@ -177,11 +177,14 @@ public final class Hub {
 
     /// A message from a member on another node, for this node's members of the room.
     func deliverRemote(roomKey: String, user: String, text: String) {
+        var t = text
+        t.withUTF8 { deliverRemote(roomKey: roomKey, user: user, text: UnsafeRawBufferPointer($0)) }
+    }
+
+    func deliverRemote(roomKey: String, user: String, text: UnsafeRawBufferPointer) {
         stats.messagesFromPeers += 1
         guard let room = rooms[roomKey] else { return }
-        var t = text
-        let payload = t.withUTF8 { Payload.line(prefix: Array((user + " - ").utf8), text: UnsafeRawBufferPointer($0)) }
-        room.fanOut(payload)
+        room.fanOut(Payload.line(user: user, text: text))
         stats.deliveries += room.members.count
     }
 

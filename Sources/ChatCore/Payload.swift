@@ -41,6 +41,22 @@ public final class Payload: @unchecked Sendable {
         return p
     }
 
+    /// `<user> - <text>\n` in one allocation: a chat line that came from another node.
+    public static func line(user: String, text: UnsafeRawBufferPointer) -> Payload {
+        var u = user
+        return u.withUTF8 { name in
+            let p = Payload(count: name.count + 3 + text.count + 1, endsWithNewline: true)
+            let base = p.bytes.baseAddress!
+            base.copyMemory(from: name.baseAddress!, byteCount: name.count)
+            base.storeBytes(of: 0x20, toByteOffset: name.count, as: UInt8.self)
+            base.storeBytes(of: 0x2D, toByteOffset: name.count + 1, as: UInt8.self)
+            base.storeBytes(of: 0x20, toByteOffset: name.count + 2, as: UInt8.self)
+            if text.count > 0 { (base + name.count + 3).copyMemory(from: text.baseAddress!, byteCount: text.count) }
+            base.storeBytes(of: 0x0A, toByteOffset: name.count + 3 + text.count, as: UInt8.self)
+            return p
+        }
+    }
+
     /// A short fixed text (`200`, a notice, `/exit`) followed by `\n`.
     public static func line(_ text: String) -> Payload {
         var t = text

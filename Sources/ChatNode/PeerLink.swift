@@ -19,6 +19,8 @@ final class PeerLink: ConnectionHandler {
     private(set) var lastHeardMs: UInt64
     private(set) var address = "?"
 
+    private static let errorPrefix: [UInt8] = Array("ERROR ".utf8)
+
     /// Longest peer line: a STATE line lists every name a node holds.
     static let maxLineBytes = 16 * 1024 * 1024
 
@@ -61,6 +63,17 @@ final class PeerLink: ConnectionHandler {
             guard case .message(let line) = frame else {
                 refuse("line longer than \(PeerLink.maxLineBytes) bytes")
                 return
+            }
+            if established, let remote, !line.starts(with: PeerLink.errorPrefix) {
+                // The open link's traffic goes to the cluster as bytes (chat never becomes a String).
+                do {
+                    try line.withUnsafeBytes {
+                        try node.cluster.receive(bytes: $0, from: remote, nowMs: node.loop.nowMs, wallMs: wallClockMs())
+                    }
+                } catch {
+                    refuse("\(error)")
+                }
+                continue
             }
             guard let text = String(validating: line, as: UTF8.self) else {
                 refuse("line is not UTF-8")

@@ -432,6 +432,24 @@ import Testing
         "TCPCHAT-PEER/1 HELLO 0123456789abcdef 10.0.0.9:8888 nonce open",
         "AUTH abc",
         "ERROR nope",
+        // MSG lines, which the runtime's byte path parses on its own (PeerChat).
+        "MSG ",
+        "MSG 0123456789abcdef 1 r",
+        "MSG 0123456789abcdef 1 r u",
+        "MSG 0123456789abcde 1 r u text",
+        "MSG 0123456789abcdeg 1 r u text",
+        "MSG 0123456789ABCDEF 1 r u text",
+        "MSG 0123456789abcdef  r u text",
+        "MSG 0123456789abcdef -1 r u text",
+        "MSG 0123456789abcdef 9223372036854775808 r u text",
+        "MSG 0123456789abcdef 99999999999999999999 r u text",
+        "MSG 0123456789abcdef 1 R u text",
+        "MSG 0123456789abcdef 1  u text",
+        "MSG 0123456789abcdef 1 r_x u text",
+        "MSG 0123456789abcdef 1 r u_x text",
+        "MSG 0123456789abcdef 1 r u ",
+        "MSG 0123456789abcdef 1 r uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu text",
+        "MSG\t0123456789abcdef 1 r u text",
     ])
     func malformedLineThrows(line: String) {
         let net = SimNetwork(nodes: 2, seed: 41)
@@ -440,6 +458,30 @@ import Testing
         #expect(throws: PeerCodecError.self) {
             try net[1].cluster.receive(line: Substring(line), from: net[0].id, nowMs: 0, wallMs: net.wallMs(1))
         }
+        // The runtime's path, from bytes, refuses the same lines.
+        #expect(throws: PeerCodecError.self) {
+            try net[1].cluster.receive(bytesOf: line, from: net[0].id, nowMs: 0, wallMs: net.wallMs(1))
+        }
+    }
+
+    /// Chat from a peer, read from bytes as the runtime does, is delivered without the
+    /// general path (the byte path is what runs in production) and exactly as the
+    /// general path delivers it, a user name's case and a text's spaces kept.
+    @Test func chatFromBytesTakesTheFastPathAndMatchesTheGeneralOne() throws {
+        let net = SimNetwork(nodes: 2, seed: 44)
+        net.linkUp(0, 1)
+        net.deliverAll()
+        let bob = net.login(1, "bob", "r")
+        net.deliverAll()
+        let origin = net[0].id
+        let before = net[1].cluster.stats.fastChat
+        try net[1].cluster.receive(bytesOf: "MSG \(origin) 1 r Alice hello  world ", from: origin, nowMs: 0, wallMs: net.wallMs(1))
+        try net[1].cluster.receive(line: Substring("MSG \(origin) 2 r Alice second line"), from: origin, nowMs: 0, wallMs: net.wallMs(1))
+        try net[1].cluster.receive(bytesOf: "MSG \(origin) 3 r Alice ünïcödé ✓", from: origin, nowMs: 0, wallMs: net.wallMs(1))
+        // A copy by another path is dropped on both paths.
+        try net[1].cluster.receive(bytesOf: "MSG \(origin) 3 r Alice ünïcödé ✓", from: origin, nowMs: 0, wallMs: net.wallMs(1))
+        #expect(bob.chatLines == ["Alice - hello  world \n", "Alice - second line\n", "Alice - ünïcödé ✓\n"])
+        #expect(net[1].cluster.stats.fastChat == before + 2)
     }
 
     @Test func chatWithEscapeIsRefused() {
@@ -453,10 +495,16 @@ import Testing
             try net[1].cluster.receive(line: Substring(line), from: net[0].id, nowMs: 0, wallMs: net.wallMs(1))
         }
         #expect(bob.chatLines.isEmpty)
+        #expect(throws: PeerCodecError.self) {
+            try net[1].cluster.receive(bytesOf: line, from: net[0].id, nowMs: 0, wallMs: net.wallMs(1))
+        }
         for bad in ["MSG \(net[0].id) 2 r mallory ", "MSG \(net[0].id) 3 r mallory x\u{7F}", "MSG \(net[0].id) 4 r mallory \u{85}",
                     "MSG \(net[0].id) 5 r mallory " + String(repeating: "x", count: Limits().maxMessageBytes + 1)] {
             #expect(throws: PeerCodecError.self, "\(bad.prefix(60).debugDescription)") {
                 try net[1].cluster.receive(line: Substring(bad), from: net[0].id, nowMs: 0, wallMs: net.wallMs(1))
+            }
+            #expect(throws: PeerCodecError.self, "bytes: \(bad.prefix(60).debugDescription)") {
+                try net[1].cluster.receive(bytesOf: bad, from: net[0].id, nowMs: 0, wallMs: net.wallMs(1))
             }
         }
         #expect(bob.chatLines.isEmpty)
@@ -498,5 +546,13 @@ import Testing
             #expect(bob.chatLines.last == "alice - \(text)\n", "\(text.unicodeScalars.map { String($0.value, radix: 16) })")
         }
         net.expectClean("combining")
+    }
+}
+
+extension Cluster {
+    /// The runtime's way in: a line as bytes.
+    func receive(bytesOf line: String, from: NodeID, nowMs: UInt64, wallMs: UInt64) throws {
+        var s = line
+        try s.withUTF8 { try receive(bytes: UnsafeRawBufferPointer($0), from: from, nowMs: nowMs, wallMs: wallMs) }
     }
 }

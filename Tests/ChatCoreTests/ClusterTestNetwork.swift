@@ -198,7 +198,8 @@ final class SimNetwork {
         delivered += 1
         let to = nodes[link.to]
         do {
-            try to.cluster.receive(line: Substring(line), from: nodes[link.from].id, nowMs: nowMs, wallMs: wallMs(link.to))
+            var bytes = line
+            try bytes.withUTF8 { try to.cluster.receive(bytes: UnsafeRawBufferPointer($0), from: nodes[link.from].id, nowMs: nowMs, wallMs: wallMs(link.to)) }
         } catch {
             // The runtime logs it and drops the link.
             refused.append((link, line, "\(error)"))

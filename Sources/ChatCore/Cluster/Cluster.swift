@@ -134,6 +134,41 @@ public final class Cluster {
         if case .chat(_, _, _, let text) = msg, !acceptableChat(text) {
             throw PeerCodecError.malformed("chat text refused by the text rules")
         }
+        var raw = String(line)
+        try raw.withUTF8 { raw in
+            try ingest(f, room: msg.chatRoom, raw: UnsafeRawBufferPointer(raw), from: neighbor, nowMs: nowMs,
+                       wallMs: wallMs, message: { msg }, applyNow: { try self.apply(msg, f, nowMs: nowMs, wallMs: wallMs) })
+        }
+    }
+
+    /// One line as bytes (without `\n`), as the runtime reads it. Chat, nearly all of a
+    /// cluster's traffic, is parsed straight from the bytes and delivered without building
+    /// Strings for its text or the message enum (`PeerChat`); anything else, or a MSG that
+    /// has to wait for an earlier one, takes the general path.
+    public func receive(bytes: UnsafeRawBufferPointer, from neighbor: NodeID, nowMs: UInt64, wallMs: UInt64) throws {
+        if idCache.count > 4096 { idCache.removeAll() }
+        guard let c = try PeerChat.parse(bytes, ids: &idCache) else {
+            guard let text = String(validating: bytes, as: UTF8.self) else { throw PeerCodecError.malformed("line is not UTF-8") }
+            return try receive(line: Substring(text), from: neighbor, nowMs: nowMs, wallMs: wallMs)
+        }
+        guard acceptableChat(c.text) else { throw PeerCodecError.malformed("chat text refused by the text rules") }
+        try ingest(c.flood, room: c.room, raw: bytes, from: neighbor, nowMs: nowMs, wallMs: wallMs,
+                   message: { .chat(c.flood, room: c.room, user: c.user, text: String(decoding: c.text, as: UTF8.self)) },
+                   applyNow: { self.stats.fastChat += 1; self.hub.deliverRemote(roomKey: c.room, user: c.user, text: c.text) })
+    }
+
+    /// Node ids of chat origins by value, so a MSG does not allocate its origin's id.
+    private var idCache: [UInt64: NodeID] = [:]
+    /// How often chat took the byte path (tests check that it is the one used).
+    struct Stats { var fastChat = 0 }
+    private(set) var stats = Stats()
+
+    /// The flooding rules for one message (docs/cluster-protocol.md §4): de-duplication,
+    /// forwarding, and delivery in each origin's order, holding early messages back.
+    /// `applyNow` handles this message when it is in order; `message` builds it when it
+    /// must wait.
+    private func ingest(_ f: Flood, room: String?, raw: UnsafeRawBufferPointer, from neighbor: NodeID, nowMs: UInt64,
+                        wallMs: UInt64, message: () -> PeerMessage, applyNow: () throws -> Void) throws {
         if f.origin == me || departed.contains(f.origin) { return }
         var isNew = false
         if nodes[f.origin] == nil {
@@ -142,16 +177,16 @@ public final class Cluster {
             askNewNode(f.origin)
         }
         nodes[f.origin]!.lastHeardMs = nowMs
-        let room = msg.chatRoom
         var stream = room.map { nodes[f.origin]!.chat[$0] ?? Stream() } ?? nodes[f.origin]!.control
         // A copy that came by another path: links are FIFO, so copies are all a flood costs.
         if stream.seen(f.seq) { return }
         let forwardTo = targets(origin: f.origin, from: neighbor, room: room)
         if !forwardTo.isEmpty {
-            let payload = Payload.raw(line: line)
+            let payload = Payload.line(prefix: [], text: raw)
             for q in forwardTo { transport?.send(payload, to: q) }
         }
-        var ready: [PeerMessage] = []
+        var before: [PeerMessage] = [], after: [PeerMessage] = []
+        var current = false
         // A stream's first message starts it, unless the topology just changed: then an
         // earlier message may still be on its way by the old, longer path.
         // (Chat only: control messages are never held back at a stream's start.)
@@ -160,24 +195,26 @@ public final class Cluster {
             || (!stream.started && stream.held.isEmpty == false && f.seq < stream.held.keys.min()!) {
             if !stream.started {
                 for seq in stream.held.keys.sorted() where seq < f.seq {
-                    ready.append(stream.held.removeValue(forKey: seq)!.0)
+                    before.append(stream.held.removeValue(forKey: seq)!.0)
                 }
             }
             stream.started = true
             stream.delivered = f.seq
-            ready.append(msg)
-            while let (next, _) = stream.held.removeValue(forKey: stream.delivered + 1) {
+            current = true
+            while !stream.held.isEmpty, let (next, _) = stream.held.removeValue(forKey: stream.delivered + 1) {
                 stream.delivered += 1
-                ready.append(next)
+                after.append(next)
             }
         } else {
             // Early: an earlier message is still on its way by a longer path (a shortcut link
             // just came up). Wait for it, briefly.
-            stream.held[f.seq] = (msg, nowMs + Cluster.holdMs)
-            if stream.held.count > Cluster.maxHeld { ready = Cluster.giveUpGap(&stream) }
+            stream.held[f.seq] = (message(), nowMs + Cluster.holdMs)
+            if stream.held.count > Cluster.maxHeld { after = Cluster.giveUpGap(&stream) }
         }
         store(stream, origin: f.origin, room: room)
-        for m in ready { try apply(m, m.flood!, nowMs: nowMs, wallMs: wallMs) }
+        for m in before { try apply(m, m.flood!, nowMs: nowMs, wallMs: wallMs) }
+        if current { try applyNow() }
+        for m in after { try apply(m, m.flood!, nowMs: nowMs, wallMs: wallMs) }
         if isNew && nodes[f.origin] != nil {
             // A node we did not know (a join, or a partition healing): let it learn our state.
             sendState()
@@ -218,9 +255,11 @@ public final class Cluster {
 
     private func acceptableChat(_ text: String) -> Bool {
         var t = text
-        return t.withUTF8 { u in
-            !u.isEmpty && u.count <= hub.limits.maxMessageBytes && TextCheck.problem(in: UnsafeRawBufferPointer(u)) == nil
-        }
+        return t.withUTF8 { acceptableChat(UnsafeRawBufferPointer($0)) }
+    }
+
+    private func acceptableChat(_ u: UnsafeRawBufferPointer) -> Bool {
+        !u.isEmpty && u.count <= hub.limits.maxMessageBytes && TextCheck.problem(in: u) == nil
     }
 
     private func apply(_ msg: PeerMessage, _ f: Flood, nowMs: UInt64, wallMs: UInt64) throws {
@@ -448,14 +487,28 @@ public final class Cluster {
 
     func relay(roomKey: String, user: String, text: UnsafeRawBufferPointer) {
         guard !neighbors.isEmpty else { return }  // a lone node: no work on the hot path
-        let seq = (roomSeqs[roomKey] ?? 0) + 1
-        roomSeqs[roomKey] = seq
+        roomSeqs[roomKey, default: 0] += 1
+        let seq = roomSeqs[roomKey]!
         let to = targets(origin: me, from: nil, room: roomKey)
         guard !to.isEmpty else { return }
-        let header = "MSG \(me) \(seq) \(roomKey) \(user) "
-        let payload = Payload.line(prefix: Array(header.utf8), text: text)
+        // `MSG <me> <seq> <room> <user> ` in a reused buffer: no String per message.
+        relayHeader.removeAll(keepingCapacity: true)
+        relayHeader.append(contentsOf: Cluster.msgVerb)
+        relayHeader.append(contentsOf: meBytes)
+        relayHeader.append(0x20)
+        appendDecimal(seq, to: &relayHeader)
+        relayHeader.append(0x20)
+        relayHeader.append(contentsOf: roomKey.utf8)
+        relayHeader.append(0x20)
+        relayHeader.append(contentsOf: user.utf8)
+        relayHeader.append(0x20)
+        let payload = Payload.line(prefix: relayHeader, text: text)
         for q in to { transport?.send(payload, to: q) }
     }
+
+    private static let msgVerb: [UInt8] = Array("MSG ".utf8)
+    private lazy var meBytes: [UInt8] = Array(me.text.utf8)
+    private var relayHeader: [UInt8] = []
 
     /// The node is stopping: tell every node at once rather than let them time out.
     public func leave() {
@@ -479,10 +532,13 @@ extension PeerMessage {
     }
 }
 
-extension Payload {
-    /// A received line forwarded unchanged, with its `\n` back.
-    static func raw(line: Substring) -> Payload {
-        var s = String(line)
-        return s.withUTF8 { u in .line(prefix: [], text: UnsafeRawBufferPointer(u)) }
+/// Appends the decimal digits of `n`, without a String.
+func appendDecimal(_ n: UInt64, to out: inout [UInt8]) {
+    var v = n
+    var buf: (UInt64, UInt64, UInt64) = (0, 0, 0)   // 24 bytes: room for 20 digits
+    withUnsafeMutableBytes(of: &buf) { b in
+        var i = b.count
+        repeat { i -= 1; b[i] = 0x30 + UInt8(v % 10); v /= 10 } while v > 0
+        out.append(contentsOf: b[i...])
     }
 }

@@ -185,3 +185,54 @@ struct Fields: Sendable {
         return s
     }
 }
+
+/// A MSG line's fields read straight from its bytes, for the hot path of a cluster
+/// (`Cluster.receive(bytes:)`): the text stays a view of the line. The checks are the ones
+/// `PeerMessage.decode` applies to a MSG (`Fields`), so both paths accept the same lines.
+struct PeerChat {
+    let flood: Flood
+    let room: String
+    let user: String
+    let text: UnsafeRawBufferPointer
+
+    /// Nil when the line is not a MSG; throws when it is a malformed one. `ids` caches node
+    /// ids by value, so a known origin costs no allocation.
+    static func parse(_ b: UnsafeRawBufferPointer, ids: inout [UInt64: NodeID]) throws -> PeerChat? {
+        guard b.count >= 4, b[0] == 0x4D, b[1] == 0x53, b[2] == 0x47, b[3] == 0x20 else { return nil }
+        var at = 4
+        func field() throws -> UnsafeRawBufferPointer {
+            guard let space = b[at...].firstIndex(of: 0x20) else { throw PeerCodecError.malformed("MSG takes 5 fields") }
+            defer { at = space + 1 }
+            return UnsafeRawBufferPointer(rebasing: b[at..<space])
+        }
+        let origin = try field()
+        var id: UInt64 = 0
+        guard origin.count == 16 else { throw PeerCodecError.malformed("node id") }
+        for c in origin {
+            switch c {
+            case 0x30...0x39: id = id << 4 | UInt64(c - 0x30)
+            case 0x61...0x66: id = id << 4 | UInt64(c - 0x61 + 10)
+            default: throw PeerCodecError.malformed("node id")
+            }
+        }
+        let node: NodeID
+        if let known = ids[id] { node = known } else {
+            node = try Fields.node(String(decoding: origin, as: UTF8.self))
+            ids[id] = node
+        }
+        let seqBytes = try field()
+        var seq: UInt64 = 0
+        guard !seqBytes.isEmpty else { throw PeerCodecError.malformed("number") }
+        for c in seqBytes {
+            guard c >= 0x30 && c <= 0x39 else { throw PeerCodecError.malformed("number") }
+            let (m, o1) = seq.multipliedReportingOverflow(by: 10)
+            let (a, o2) = m.addingReportingOverflow(UInt64(c - 0x30))
+            guard !o1, !o2, a <= UInt64(Int64.max) else { throw PeerCodecError.malformed("number") }
+            seq = a
+        }
+        let room = try Fields.name(String(decoding: try field(), as: UTF8.self), max: Limits.maxChatIDLength)
+        let user = try Fields.name(String(decoding: try field(), as: UTF8.self), max: Limits.maxUsernameLength, keepCase: true)
+        return PeerChat(flood: Flood(origin: node, seq: seq), room: room, user: user,
+                        text: UnsafeRawBufferPointer(rebasing: b[at...]))
+    }
+}
