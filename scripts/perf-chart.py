@@ -24,6 +24,7 @@ for name, style in (("tcp_chat room size", "o-"), ("limitrelay room size", "s--"
     if xs:
         left.plot([x for x, _ in xs], [y for _, y in xs], style, label=name.replace(" room size", ""))
 left.set_xscale("log")
+left.set_ylim(bottom=0)
 left.set_xlabel("members in the room (10 senders, flat-out)")
 left.set_ylabel("delivered messages / s (millions)")
 left.set_title("One node: throughput vs room size")
