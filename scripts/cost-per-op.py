@@ -86,8 +86,8 @@ def login_many(addr, names, room_of, batch=200):
         socks.extend(part)
     return socks
 
-def per_message(binary, work, n, total):
-    m = max(1, total // n)
+def per_message(binary, work, n, total, messages=None):
+    m = messages or max(1, total // n)
     p, addr, cg = start_node(binary, work, f"room{n}")
     try:
         socks = login_many(addr, [f"m{k}" for k in range(n)], lambda _: "room")
@@ -155,13 +155,17 @@ def main():
     ap.add_argument("--rooms", default="10,100,1000,5000")
     ap.add_argument("--sessions", default="10,1000,15000")
     ap.add_argument("--deliveries", type=int, default=200_000)
+    ap.add_argument("--messages", type=int, help="messages per room size (instead of --deliveries / N): "
+                    "the same number of messages per member at every size")
     ap.add_argument("--logins", type=int, default=300)
     ap.add_argument("--json")
     a = ap.parse_args()
     a.bin = os.path.abspath(a.bin)
     if not os.access(a.bin, os.X_OK):
         sys.exit(f"no binary at {a.bin} (swift build -c release)")
-    need = max(int(x) for x in a.sessions.split(",")) + max(int(x) for x in a.rooms.split(",")) + 1000
+    rooms = [int(x) for x in a.rooms.split(",") if x]
+    sessions = [int(x) for x in a.sessions.split(",") if x]
+    need = max(sessions + [0]) + max(rooms + [0]) + 1000
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < need:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(need, hard), hard))
@@ -173,12 +177,12 @@ def main():
     rows = []
     print(f"callgrind, {shown}; work dir {work}")
     print(f"{'room':>6} {'messages':>9} {'deliveries':>11} {'instr/delivery':>15} {'instr/message':>14}")
-    for n in (int(x) for x in a.rooms.split(",")):
-        r = per_message(a.bin, work, n, a.deliveries)
+    for n in rooms:
+        r = per_message(a.bin, work, n, a.deliveries, a.messages)
         rows.append(r)
         print(f"{n:>6} {r['messages']:>9} {r['deliveries']:>11} {r['per_delivery']:>15.0f} {r['per_message']:>14.0f}", flush=True)
     print(f"{'sessions':>8} {'logins':>7} {'instr/login':>12}")
-    for s in (int(x) for x in a.sessions.split(",")):
+    for s in sessions:
         r = per_login(a.bin, work, s, a.logins)
         rows.append(r)
         print(f"{s:>8} {a.logins:>7} {r['per_login']:>12.0f}", flush=True)
