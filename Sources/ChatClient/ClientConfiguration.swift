@@ -8,6 +8,11 @@ public struct ClientConfiguration: Sendable {
     public var chatID: String
     /// `--line`: send the handshake with `\n`, so our nodes frame every message with `\n`.
     public var lineFraming: Bool
+    /// `--tls`: TLS to the node, its certificate verified (`--tls-ca` or the system store) and
+    /// its host name checked.
+    public var tls = false
+    /// `--tls-ca FILE`: the CA the node's certificate must chain to.
+    public var tlsCA: String?
     /// Bound on resolving and connecting (all addresses together).
     public var connectTimeoutMs = 5_000
     /// Bound on the wait for `200`/`403`/`400`.

@@ -37,6 +37,17 @@ public enum TerminalClient {
             return 128 + sig
         }
         defer { close(fd) }
+        if config.tls || config.tlsCA != nil {
+            switch TLSClient.handshake(fd: fd, host: config.host, caFile: config.tlsCA, timeoutMs: config.replyTimeoutMs, signals: signals) {
+            case .success: break
+            case .failure(.failed(let reason)):
+                printLine("Cannot connect securely to \(config.address): \(reason).", to: STDERR_FILENO)
+                return 1
+            case .failure(.interrupted(let sig)):
+                return 128 + sig
+            }
+        }
+        defer { TLSClient.close(fd) }
 
         let reply: HandshakeReply
         switch HandshakeExchange.perform(fd: fd, handshake: config.handshake, timeoutMs: config.replyTimeoutMs, signals: signals) {

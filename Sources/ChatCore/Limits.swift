@@ -18,6 +18,12 @@ public struct Limits: Sendable, Equatable {
     /// client with a backlog is dropped at its next flush (many slow consumers at once).
     public var maxTotalQueueBytes: Int = 256 * 1024 * 1024
 
+    /// Bytes a TLS connection may send before its TLS handshake completes (a ClientHello, or a
+    /// peer's certificate chain): past it the connection is closed like a bad handshake.
+    /// Its time counts against `--handshake-timeout`; after it, `--max-handshake-bytes` applies
+    /// to the decrypted client handshake as on a plaintext connection (docs/tls.md).
+    public static let maxTLSHandshakeBytes = 32 * 1024
+
     /// Usernames are 1…32 characters (SPEC.md §3.1).
     public static let maxUsernameLength = 32
     /// Chat ids are 1…64 characters (SPEC.md §3.1).

@@ -176,18 +176,26 @@ final class ClientHandler: ConnectionHandler, SessionSink {
                 reject(hub.malformed, why: "peer handshake without a newline")
                 return
             }
+            // No downgrade: a node with TLS takes peer links over TLS only, and only from a
+            // peer whose certificate verified against the cluster CA (docs/tls.md).
+            if node.tls != nil {
+                guard let tls = conn.tls else { return refusePeer("this node requires TLS on peer links") }
+                guard tls.peerVerified else { return refusePeer("peer \(tls.peerVerifyProblem)") }
+            }
             handshakeDeadline = nil
             conn.cancelTimer()
             let link = PeerLink(node: node, conn: conn, dialer: nil)
             conn.handler = link
             link.takeOver(firstLine: line, rest: framer.takeBuffered())
         case .status:
+            if node.tlsClientsRequired && conn.tls == nil { return reject(hub.tlsRequired, why: "plaintext status request; TLS required") }
             handshakeDeadline = nil
             conn.cancelTimer()
             let status = StatusHandler(node: node, conn: conn)
             conn.handler = status
             status.start(rest: framer.takeBuffered())
         case .client(let user, let chat):
+            if node.tlsClientsRequired && conn.tls == nil { return reject(hub.tlsRequired, why: "plaintext client; TLS required") }
             handshakeDeadline = nil
             switch hub.login(username: user, chatID: chat, framing: framing, sink: self) {
             case .accepted(let s):
@@ -211,6 +219,21 @@ final class ClientHandler: ConnectionHandler, SessionSink {
         framer.releaseIfEmpty()
         node.logger.info("login", metadata: [
             "conn": "\(id)", "user": "\(s.username)", "room": "\(s.chatID)", "framing": "\(s.framing)"])
+    }
+
+    /// A peer HELLO this node will not take: an ERROR line the dialer logs, and a warning here.
+    private func refusePeer(_ why: String) {
+        loop.stats.handshakeFailures += 1
+        node.logger.warning("peer link refused", metadata: ["conn": "\(id)", "from": "\(address)", "reason": "\(why)"])
+        let p = Payload.line(PeerMessage.error(reason: why).encoded)
+        send(p, length: p.count)
+        closeAfterFlush(reason: why, graceMs: 200)
+    }
+
+    func tlsFailed(_ reason: String) {
+        loop.stats.handshakeFailures += 1
+        loop.stats.tlsHandshakeFailures += 1
+        node.logger.notice("TLS handshake failed", metadata: ["conn": "\(id)", "from": "\(address)", "reason": "\(reason)"])
     }
 
     private func reject(_ reply: Payload, why: String) {

@@ -71,6 +71,15 @@ final class NodeMetrics {
         counter("drops", "Things dropped, by reason", rt.handshakeFailures + rt.handshakeTimeouts, labels: [("reason", "bad_handshake")])
         counter("drops", "Things dropped, by reason", rt.peerProtocolErrors, labels: [("reason", "peer_protocol_error")])
         counter("drops", "Things dropped, by reason", hub.kicked, labels: [("reason", "name_lost_in_merge")])
+        if let tls = node.tls {
+            // Alert well before this reaches 0 (docs/operations.md); SIGHUP after renewing.
+            gauge("tls_certificate_expiry_seconds", "Seconds until the node's TLS certificate expires (negative: expired)",
+                  tls.secondsUntilExpiry)
+            counter("tls_handshake_failures", "TLS handshakes that failed (bad or hostile input, unverified peers)",
+                    rt.tlsHandshakeFailures)
+            counter("tls_reloads", "SIGHUP certificate reloads, by outcome", rt.tlsReloads, labels: [("outcome", "ok")])
+            counter("tls_reloads", "SIGHUP certificate reloads, by outcome", rt.tlsReloadFailures, labels: [("outcome", "failed")])
+        }
         return registry.emitToBuffer()
     }
 }

@@ -13,6 +13,9 @@ public final class Node {
     let logger: Logger
     let peerQueueBytes: Int
     let secret: [UInt8]?
+    /// TLS contexts for new connections (docs/tls.md); replaced on SIGHUP, nil for plaintext.
+    private(set) var tls: TLSContexts?
+    let tlsClientsRequired: Bool
     private var listener: Listener?
     private(set) var connections: [ObjectIdentifier: Connection] = [:]
     /// Established peer links, one per neighbor node.
@@ -54,6 +57,8 @@ public final class Node {
         logger = config.logger
         peerQueueBytes = config.peerQueueBytes
         secret = config.clusterSecret
+        tlsClientsRequired = config.tlsClientsRequired
+        if let files = config.tls { tls = try TLSContexts(files) }
         cron = .allocate(capacity: 1)
         uv_timer_init(loop.raw, cron)
         startedMs = loop.nowMs
@@ -96,7 +101,7 @@ public final class Node {
                 throw error
             }
         }
-        for sig in [SIGINT, SIGTERM] {
+        for sig in [SIGINT, SIGTERM] + (tls != nil ? [SIGHUP] : []) {
             let h = UnsafeMutablePointer<uv_signal_t>.allocate(capacity: 1)
             uv_signal_init(loop.raw, h)
             h.pointee.data = Unmanaged.passUnretained(self).toOpaque()
@@ -110,6 +115,12 @@ public final class Node {
         logger.notice("node started", metadata: [
             "listen": "\(listeningAddress)", "node": "\(cluster.me)", "advertise": "\(cluster.advertise)",
             "peers": "\(dialers.keys.sorted().joined(separator: ","))", "metrics": "\(metricsAddress ?? "-")"])
+        if let tls {
+            logger.notice("TLS on", metadata: [
+                "certificate": "\(tls.files.certificate)", "ca": "\(tls.files.ca ?? "system trust store")",
+                "clients": "\(tlsClientsRequired ? "TLS required" : "TLS or plaintext")",
+                "expires_in_days": "\(tls.secondsUntilExpiry / 86400)"])
+        }
         if secret == nil {
             logger.warning("no cluster secret: any host that can reach this port can join the cluster (see --cluster-secret-file)")
         }
@@ -147,6 +158,7 @@ public final class Node {
         nextID += 1
         let client = ClientHandler(node: self, conn: conn, id: nextID)
         conn.handler = client
+        if let tls { conn.detectTLS(tls) }
         guard conn.accept(from: server) else { return }
         loop.stats.accepted += 1
         let limit = hub.limits.maxConnections
@@ -167,6 +179,7 @@ public final class Node {
         let conn = Connection(loop: loop, maxQueueBytes: 16 * 1024 * 1024)
         let h = MetricsHandler(node: self, conn: conn)
         conn.handler = h
+        if let tls { conn.detectTLS(tls) }
         guard conn.accept(from: server) else { return }
         connections[ObjectIdentifier(conn)] = conn
         h.start()
@@ -217,7 +230,7 @@ public final class Node {
         links[remote] = link
         logger.notice("peer link up", metadata: [
             "peer": "\(remote)", "address": "\(link.address)", "advertise": "\(advertise)",
-            "direction": "\(link.dialer == nil ? "in" : "out")"])
+            "direction": "\(link.dialer == nil ? "in" : "out")", "tls": "\(link.conn.tls?.summary ?? "off")"])
         cluster.linkUp(remote, advertise: advertise, nowMs: loop.nowMs)
     }
 
@@ -243,13 +256,15 @@ public final class Node {
                 logger.info("cannot resolve peer address; will retry", metadata: ["peer": "\(d.address)", "error": "\(error)"])
                 return
             }
-            connect(d, to: address)
+            connect(d, to: address, host: host)
         }
         if d.resolving { d.resolution = r; resolutions.append(d) }
     }
 
-    private func connect(_ d: PeerDialer, to address: [UInt8]) {
+    private func connect(_ d: PeerDialer, to address: [UInt8], host: String) {
         let conn = Connection(loop: loop, maxQueueBytes: peerQueueBytes)
+        // With certificates, every dialed link is TLS and the peer's chain must verify.
+        if let tls, let session = TLSSession(context: tls.dialer, accepting: false, hostName: host) { conn.useTLS(session) }
         let link = PeerLink(node: self, conn: conn, dialer: d)
         conn.handler = link
         d.link = link
@@ -276,6 +291,25 @@ public final class Node {
             if let n = d.node, links[n] != nil { d.retryLater(nowMs: now, ms: 1000); continue }
             if d.address == cluster.advertise { continue }
             dial(d)
+        }
+    }
+
+    // MARK: Certificate rotation
+
+    /// SIGHUP: reads the certificate, key and CA again into new contexts for new connections;
+    /// open sessions keep theirs. Files that do not load (unreadable, a key that does not
+    /// match) keep the old contexts, and the log says why (docs/tls.md, "Rotation").
+    fileprivate func reloadTLS() {
+        guard let old = tls else { return }
+        do {
+            let fresh = try TLSContexts(old.files)
+            tls = fresh
+            loop.stats.tlsReloads += 1
+            logger.notice("TLS certificates reloaded", metadata: [
+                "certificate": "\(fresh.files.certificate)", "expires_in_days": "\(fresh.secondsUntilExpiry / 86400)"])
+        } catch {
+            loop.stats.tlsReloadFailures += 1
+            logger.error("TLS reload failed; keeping the previous certificates", metadata: ["error": "\(error)"])
         }
     }
 
@@ -346,7 +380,9 @@ func splitHostPort(_ s: String) -> (String, Int?) {
 }
 
 private func onSignal(_ h: UnsafeMutablePointer<uv_signal_t>?, _ signum: Int32) {
-    Unmanaged<Node>.fromOpaque(h!.pointee.data).takeUnretainedValue().stop(signal: signum)
+    let node = Unmanaged<Node>.fromOpaque(h!.pointee.data).takeUnretainedValue()
+    if signum == SIGHUP { return node.reloadTLS() }
+    node.stop(signal: signum)
 }
 
 private func onSignalClosed(_ h: UnsafeMutablePointer<uv_handle_t>?) {

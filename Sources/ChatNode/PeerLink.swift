@@ -133,6 +133,11 @@ final class PeerLink: ConnectionHandler {
 
     func timerFired() {}
 
+    func tlsFailed(_ reason: String) {
+        conn.loop.stats.peerProtocolErrors += 1
+        log.warning("peer link refused", metadata: ["peer": "\(remote?.text ?? address)", "reason": "TLS: \(reason)"])
+    }
+
     func willClose() {
         if established, let remote { node.linkClosed(self, remote: remote) }
     }

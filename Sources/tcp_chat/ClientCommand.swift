@@ -18,10 +18,16 @@ struct ClientCommand: ParsableCommand {
     var chatID: String
     @Flag(help: "Send the handshake with a newline, so the node frames every message with one (tcp_chat nodes only).")
     var line = false
+    @Flag(help: "Use TLS: the node's certificate must verify (system trust store or --tls-ca) and name the host.")
+    var tls = false
+    @Option(help: ArgumentHelp("CA certificates (PEM) the node's certificate must chain to; implies --tls.", valueName: "FILE"))
+    var tlsCa: String?
 
     func run() throws {
-        let code = TerminalClient.run(ClientConfiguration(
-            host: address, port: port, username: username, chatID: chatID, lineFraming: line))
+        var config = ClientConfiguration(host: address, port: port, username: username, chatID: chatID, lineFraming: line)
+        config.tls = tls || tlsCa != nil
+        config.tlsCA = tlsCa
+        let code = TerminalClient.run(config)
         if code != 0 { throw ExitCode(code) }
     }
 }

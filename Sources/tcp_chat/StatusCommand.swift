@@ -20,13 +20,17 @@ struct StatusCommand: ParsableCommand {
     var port = 8888
     @Option(help: ArgumentHelp("File holding the cluster secret (also TCP_CHAT_CLUSTER_SECRET_FILE).", valueName: "FILE"))
     var clusterSecretFile: String?
+    @Flag(help: "Use TLS: the node's certificate must verify (system trust store or --tls-ca) and name the host.")
+    var tls = false
+    @Option(help: ArgumentHelp("CA certificates (PEM) the node's certificate must chain to; implies --tls.", valueName: "FILE"))
+    var tlsCa: String?
     @Flag(help: "Print the node's JSON report as it is.")
     var json = false
 
     func run() throws {
         let file = clusterSecretFile ?? processEnvironment()["TCP_CHAT_CLUSTER_SECRET_FILE"]
         let secret = try file.map { try readSecret($0) }
-        switch StatusClient.fetch(host: address, port: port, secret: secret) {
+        switch StatusClient.fetch(host: address, port: port, secret: secret, tls: tls, caFile: tlsCa) {
         case .failure(let f):
             let line = Array("\(f)\n".utf8)
             _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
