@@ -1,3 +1,4 @@
+import COpenSSL
 import Histogram
 #if canImport(Glibc)
 import Glibc
@@ -19,7 +20,7 @@ nonisolated(unsafe) var benchStopRequested: Int32 = 0
 /// A struct driven by `mutating` methods on a local variable, so that Swift needs no
 /// dynamic exclusivity checks on the hot path; memory is released by `release()`.
 struct LoadEngine {
-    enum State: UInt8 { case idle, connecting, handshake, ready, dead }
+    enum State: UInt8 { case idle, connecting, tls, handshake, ready, dead }
     enum Phase: Equatable { case connect, warmup, measure, drain, done }
 
     struct Slot {
@@ -68,6 +69,9 @@ struct LoadEngine {
     let namePrefix: String
     let roomPrefix: String
     let maxCarry: Int
+    /// `--tls`: every client's session (nil for plaintext runs), by client index.
+    let tls: BenchTLS?
+    let ssls: UnsafeMutablePointer<OpaquePointer?>
 
     // Memory, allocated once.
     let slots: UnsafeMutablePointer<Slot>
@@ -129,7 +133,10 @@ struct LoadEngine {
     var intervalDelivered: UInt64 = 0
     var intervalLatency: Histogram<UInt64>
 
-    init(config c: BenchConfiguration, targets: [ResolvedTarget], sendTargets: [ResolvedTarget]) {
+    init(config c: BenchConfiguration, targets: [ResolvedTarget], sendTargets: [ResolvedTarget], tls: BenchTLS? = nil) {
+        self.tls = tls
+        ssls = .allocate(capacity: c.clients)
+        ssls.initialize(repeating: nil, count: c.clients)
         size = c.size
         window = Int64(c.window)
         rate = c.rate
@@ -184,10 +191,13 @@ struct LoadEngine {
     /// Closes every socket and frees the memory.
     mutating func release() {
         for i in 0..<nClients {
+            if let ssl = ssls[i] { SSL_free(ssl) }
             if slots[i].fd >= 0 { close(slots[i].fd) }
             slots[i].carry?.deallocate()
             slots[i].out?.deallocate()
         }
+        ssls.deallocate()
+        tls?.release()
         slots.deinitialize(count: nClients)
         slots.deallocate()
         pfds.deallocate()
@@ -309,7 +319,8 @@ struct LoadEngine {
 
     mutating func failClient(_ i: Int, cause: Cause, why: String? = nil) {
         let s = slots + i
-        let wasConnecting = s.pointee.state == .connecting || s.pointee.state == .handshake
+        let wasConnecting = s.pointee.state == .connecting || s.pointee.state == .tls || s.pointee.state == .handshake
+        if let ssl = ssls[i] { SSL_free(ssl); ssls[i] = nil }
         if s.pointee.fd >= 0 { close(s.pointee.fd) }
         s.pointee.fd = -1
         pfds[i].fd = -1
@@ -347,11 +358,22 @@ struct LoadEngine {
                 failClient(i, cause: .connect, why: "\(name(i)) cannot connect to \(targetText(i)): \(BenchSockets.errnoText(err))")
                 return
             }
-            let hs = Array("\(name(i))_\(roomPrefix)\(s.pointee.room)\n".utf8)
-            s.pointee.state = .handshake
-            hs.withUnsafeBufferPointer { appendOut(i, $0.baseAddress!, $0.count) }
-            pfds[i].events = Int16(POLLIN)
-            flush(i)
+            if let tls {
+                let host = HostPort.parse(targetText(i))?.host ?? ""
+                guard let ssl = tls.session(fd: s.pointee.fd, host: host) else {
+                    failClient(i, cause: .connect, why: "cannot set up TLS")
+                    return
+                }
+                ssls[i] = ssl
+                s.pointee.state = .tls
+                tlsStep(i)
+                return
+            }
+            sendHandshake(i)
+            return
+        }
+        if s.pointee.state == .tls {
+            tlsStep(i)
             return
         }
         if rev & Int32(POLLIN | POLLHUP | POLLERR) != 0 {
@@ -364,13 +386,33 @@ struct LoadEngine {
         }
     }
 
+    /// Drives a client's TLS handshake; once done, sends its chat handshake.
+    mutating func tlsStep(_ i: Int) {
+        switch BenchTLS.handshake(ssls[i]!) {
+        case .done: sendHandshake(i)
+        case .wantRead: pfds[i].events = Int16(POLLIN)
+        case .wantWrite: pfds[i].events = Int16(POLLOUT)
+        case .failed(let why): failClient(i, cause: .connect, why: "\(name(i)) cannot connect securely to \(targetText(i)): \(why)")
+        }
+    }
+
+    mutating func sendHandshake(_ i: Int) {
+        let s = slots + i
+        let hs = Array("\(name(i))_\(roomPrefix)\(s.pointee.room)\n".utf8)
+        s.pointee.state = .handshake
+        hs.withUnsafeBufferPointer { appendOut(i, $0.baseAddress!, $0.count) }
+        pfds[i].events = Int16(POLLIN)
+        flush(i)
+    }
+
     // MARK: Receiving
 
     mutating func onReadable(_ i: Int) {
         let s = slots + i
         let carry = s.pointee.carryLen
         if carry > 0 { rbuf.copyMemory(from: s.pointee.carry!, byteCount: carry) }
-        let n = read(s.pointee.fd, rbuf + carry, LoadEngine.readBufferBytes - carry)
+        let n = ssls[i].map { BenchTLS.read($0, rbuf + carry, LoadEngine.readBufferBytes - carry) }
+            ?? read(s.pointee.fd, rbuf + carry, LoadEngine.readBufferBytes - carry)
         if n == 0 { failClient(i, cause: .eof); return }
         if n < 0 {
             let e = errno
@@ -399,6 +441,8 @@ struct LoadEngine {
             s.pointee.carry!.update(from: (rbuf + used).assumingMemoryBound(to: UInt8.self), count: rest)
         }
         s.pointee.carryLen = rest
+        // TLS: a record's plaintext may still be inside OpenSSL, where poll(2) cannot see it.
+        if let ssl = ssls[i], BenchTLS.pending(ssl) > 0 { onReadable(i) }
     }
 
     /// Cuts `rbuf[0..<len]` into lines; returns the bytes consumed, or -1 if the client was closed.
@@ -596,7 +640,8 @@ struct LoadEngine {
     mutating func flush(_ i: Int) {
         let s = slots + i
         while s.pointee.fd >= 0 && s.pointee.outLen > s.pointee.outOff {
-            let n = write(s.pointee.fd, s.pointee.out! + s.pointee.outOff, s.pointee.outLen - s.pointee.outOff)
+            let n = ssls[i].map { BenchTLS.write($0, s.pointee.out! + s.pointee.outOff, s.pointee.outLen - s.pointee.outOff) }
+                ?? write(s.pointee.fd, s.pointee.out! + s.pointee.outOff, s.pointee.outLen - s.pointee.outOff)
             if n > 0 { s.pointee.outOff += n; continue }
             let e = errno
             if n < 0 && e == EINTR { continue }
@@ -755,6 +800,7 @@ struct LoadEngine {
         if rep.durationSeconds > 0 { rep.loadgenCPUUtil = (cpuAtMeasEnd - cpuAtMeasStart) / rep.durationSeconds }
         rep.wallSeconds = Double(BenchSockets.nowNs() - t0) / 1e9
         rep.interrupted = interrupted
+        rep.tls = tls != nil
         rep.deadlineReached = deadlineReached
         return rep
     }

@@ -202,6 +202,20 @@ struct TLSTests {
         try node.stop()
     }
 
+    @Test func benchOverTLSChecksEveryDelivery() throws {
+        let certs = try TLSCerts()
+        let node = try NodeProcess(certs.serverFlags + ["--rate-limit", "0", "--tls-clients", "required"])
+        let bench = try InteractiveChild("tcp_chat bench --tls", try NodeBinary.path(),
+                                         ["bench", "--target", "localhost:\(node.port)", "--tls-ca", certs.ca, "--clients", "6",
+                                          "--senders", "2", "--duration", "1", "--warmup", "0.2", "--drain", "0.5", "--json", "--no-progress"])
+        let (code, stderr) = try bench.finish(timeout: .seconds(30))
+        #expect(code == 0, "bench exit \(code): \(stderr)")
+        #expect(bench.out.text.contains("\"ok\":true") && bench.out.text.contains("\"tls\":true"), "\(bench.out.text)")
+        // A node with TLS required refuses plaintext clients: the run really was TLS.
+        #expect(node.stderr.contains("plaintext client") == false, "\(node.stderrTail)")
+        try node.stop()
+    }
+
     @Test func metricsShowTheCertificateExpiry() throws {
         let certs = try TLSCerts()
         let port = try pickFreePorts(1)[0]
