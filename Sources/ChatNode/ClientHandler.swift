@@ -60,7 +60,10 @@ final class ClientHandler: ConnectionHandler, SessionSink {
         guard let name = waitingFor else { return }
         waitingFor = nil
         accepted(s, name: name)
-        if state == .open && s != nil { process() }
+        if state == .open && s != nil {
+            conn.startReading()
+            process()
+        }
     }
 
     func endSession() {
@@ -126,7 +129,7 @@ final class ClientHandler: ConnectionHandler, SessionSink {
         if let h = handshakeDeadline, now >= h, silenceDeadline.map({ now < $0 }) ?? true {
             // A silence that completes the handshake wins over a timeout in the same turn.
             loop.stats.handshakeTimeouts += 1
-            node.logger.notice("handshake timeout", metadata: ["conn": "\(id)"])
+            node.refusal("handshake timeout", metadata: ["conn": "\(id)", "from": "\(address)"])
             close(reason: "handshake timeout")
             return
         }
@@ -182,9 +185,9 @@ final class ClientHandler: ConnectionHandler, SessionSink {
                 guard let tls = conn.tls else { return refusePeer("this node requires TLS on peer links") }
                 guard tls.peerVerified else { return refusePeer("peer \(tls.peerVerifyProblem)") }
             }
+            // The peer handshake must finish by the client handshake's deadline, with short lines.
+            let link = PeerLink(node: node, conn: conn, dialer: nil, deadlineMs: handshakeDeadline)
             handshakeDeadline = nil
-            conn.cancelTimer()
-            let link = PeerLink(node: node, conn: conn, dialer: nil)
             conn.handler = link
             link.takeOver(firstLine: line, rest: framer.takeBuffered())
         case .status:
@@ -201,7 +204,10 @@ final class ClientHandler: ConnectionHandler, SessionSink {
             case .accepted(let s):
                 accepted(s, name: user)
             case .pending:
+                // Nothing more is read while the cluster settles the name: a client cannot
+                // pile up input behind a login that waits (docs/security.md).
                 waitingFor = user
+                conn.stopReading()
             case .nameTaken:
                 accepted(nil, name: user)
             }
@@ -215,6 +221,7 @@ final class ClientHandler: ConnectionHandler, SessionSink {
             return
         }
         session = s
+        node.authenticated(conn)
         framer.maxBytes = node.hub.limits.maxMessageBytes
         framer.releaseIfEmpty()
         node.logger.info("login", metadata: [
@@ -238,7 +245,7 @@ final class ClientHandler: ConnectionHandler, SessionSink {
 
     private func reject(_ reply: Payload, why: String) {
         loop.stats.handshakeFailures += 1
-        node.logger.notice("\(why)", metadata: ["conn": "\(id)"])
+        node.refusal(why, metadata: ["conn": "\(id)", "from": "\(address)"])
         send(reply, length: reply.length(for: framing))
         closeAfterFlush(reason: why)
     }

@@ -18,10 +18,14 @@ protocol ConnectionHandler: AnyObject {
     /// The TLS layer under the connection failed (a bad handshake, an unverified peer
     /// certificate, a corrupt record): log it; the connection sends any alert and closes.
     func tlsFailed(_ reason: String)
+    /// The TLS handshake under the connection completed (before any plaintext is delivered
+    /// or sent); `Connection.channelBinding` is available from here on.
+    func tlsEstablished()
 }
 
 extension ConnectionHandler {
     func tlsFailed(_ reason: String) {}
+    func tlsEstablished() {}
 }
 
 /// One TCP connection on the loop: its socket, its timer, and its outgoing queue.
@@ -203,7 +207,9 @@ final class Connection {
                 return tlsFailed("TLS handshake over \(Limits.maxTLSHandshakeBytes) bytes")
             }
         }
+        var notified = tls.established
         let outcome = tls.read(bytes, scratch: loop.plainBuffer, scratchSize: EventLoop.plainBufferSize) { plain in
+            if !notified { notified = true; handler?.tlsEstablished() }
             guard state == .open, let h = handler else { return false }
             h.didRead(plain)
             return state == .open
@@ -213,9 +219,18 @@ final class Connection {
         case .closedByPeer: close(reason: "closed by peer")
         case .failed(let why): tlsFailed(why)
         }
+        if !notified && tls.established && state == .open { handler?.tlsEstablished() }
         // Handshake messages (and the handshake's completion, which releases queued
         // plaintext) go out at the end of this turn.
         if state == .open || state == .draining, tls.pendingOutput > 0 || !outbox.isEmpty { scheduleFlush() }
+    }
+
+    /// RFC 9266-style channel binding for the peer handshake: 32 bytes exported from this
+    /// connection's TLS session under `EXPORTER-tcp_chat-peer`; empty on plain TCP. Both ends
+    /// of one TLS session get the same bytes; a relay in the middle has two sessions.
+    var channelBinding: [UInt8] {
+        guard let tls, tls.established else { return [] }
+        return tls.exporter(label: "EXPORTER-tcp_chat-peer") ?? []
     }
 
     private func tlsFailed(_ why: String) {

@@ -122,4 +122,8 @@ struct RuntimeStats {
     var tlsReloads = 0
     var tlsReloadFailures = 0
     var peerProtocolErrors = 0
+    /// Connections closed at accept because too many were unauthenticated.
+    var pendingLimitRefusals = 0
+    /// Messages of new origins ignored because the cluster was at its node limit.
+    var originsRefused = 0
 }
