@@ -75,7 +75,7 @@ extension ClusterTests {
             let documented = try documentedVerbs()
             #expect(documented.isSuperset(of: ["HELLO", "AUTH", "ERROR", "HB", "STATE", "ROOM", "CLAIM", "REPLY", "RELEASE", "BYE", "MSG"]),
                     "docs/cluster-protocol.md lists only \(documented.sorted())")
-            let verbs = f.received.map { l in l.hasPrefix("TCPCHAT-PEER/1 ") ? "HELLO" : String(l.prefix { $0 != " " }) }
+            let verbs = f.received.map { l in l.hasPrefix("TCPCHAT-PEER/2 ") ? "HELLO" : String(l.prefix { $0 != " " }) }
             let undocumented = Set(verbs).subtracting(documented)
             #expect(undocumented.isEmpty, "A sent verbs docs/cluster-protocol.md does not define: \(undocumented.sorted()), e.g. \(f.received.filter { l in undocumented.contains { l.hasPrefix($0 + " ") } }.prefix(2))")
 
@@ -144,9 +144,9 @@ final class FakePeer {
     init(port: Int, id: String) throws {
         self.id = id
         client = try LineClient.connect(port: port, label: "fake peer \(id)")
-        try send("TCPCHAT-PEER/1 HELLO \(id) 127.0.0.1:1 \(String(repeating: "5a", count: 16)) open")
+        try send("TCPCHAT-PEER/2 HELLO \(id) 127.0.0.1:1 \(String(repeating: "5a", count: 16)) open")
         let hello = try readLine()
-        guard hello.hasPrefix("TCPCHAT-PEER/1 HELLO "), hello.hasSuffix(" open") else {
+        guard hello.hasPrefix("TCPCHAT-PEER/2 HELLO "), hello.hasSuffix(" open") else {
             throw E2EError("the node answered HELLO with \"\(hello)\"")
         }
     }
