@@ -42,7 +42,7 @@ public struct Limits: Sendable, Equatable {
     /// this many learned addresses dialed, and refuses a HB listing more neighbors.
     public static let maxClusterNodes = 512
     /// Lines of one kind of refusal (bad handshake, refused peer, …) logged per second.
-    public static let refusalLogsPerSecond = 5
+    public static let refusalLogsPerSecond = 20
     /// Learned peer addresses whose node has been gone this long stop being dialed.
     public static let learnedAddressTtlMs: UInt64 = 60_000
     /// Longest line a connection may send before it has authenticated as a peer or a

@@ -24,6 +24,9 @@ final class ClientHandler: ConnectionHandler, SessionSink {
     private var resumeDeadline: UInt64?
     let id: UInt64
     private(set) var address = "?"
+    /// The connection became a peer link or a status request: this handler no longer
+    /// touches it (its timer and reading belong to the new handler).
+    private var handedOver = false
 
     init(node: Node, conn: Connection, id: UInt64) {
         self.node = node
@@ -84,7 +87,7 @@ final class ClientHandler: ConnectionHandler, SessionSink {
     private func process() {
         let limits = node.hub.limits
         silenceDeadline = nil
-        while state == .open && waitingFor == nil {
+        while state == .open && waitingFor == nil && !handedOver {
             if session == nil {
                 guard let frame = framer.next() else { break }
                 handshake(frame, framing: .line)
@@ -98,7 +101,7 @@ final class ClientHandler: ConnectionHandler, SessionSink {
             _ = rate.take(nowMs: loop.nowMs)
             deliver(frame)
         }
-        guard state == .open else { return }
+        guard state == .open, !handedOver else { return }
         if paused { paused = false; resumeDeadline = nil; conn.startReading() }
         if framer.hasPartial && waitingFor == nil { silenceDeadline = loop.nowMs + limits.silenceMs }
         rearm()
@@ -186,12 +189,14 @@ final class ClientHandler: ConnectionHandler, SessionSink {
                 guard tls.peerVerified else { return refusePeer("peer \(tls.peerVerifyProblem)") }
             }
             // The peer handshake must finish by the client handshake's deadline, with short lines.
+            handedOver = true
             let link = PeerLink(node: node, conn: conn, dialer: nil, deadlineMs: handshakeDeadline)
             handshakeDeadline = nil
             conn.handler = link
             link.takeOver(firstLine: line, rest: framer.takeBuffered())
         case .status:
             if node.tlsClientsRequired && conn.tls == nil { return reject(hub.tlsRequired, why: "plaintext status request; TLS required") }
+            handedOver = true
             handshakeDeadline = nil
             conn.cancelTimer()
             let status = StatusHandler(node: node, conn: conn)

@@ -58,6 +58,10 @@ extension Node {
                 ("cluster_sessions", .int(clusterSessions)),
                 ("messages_in", .int(s.messagesIn)), ("messages_from_peers", .int(s.messagesFromPeers)),
                 ("deliveries", .int(s.deliveries)), ("bytes_in", .int(r.bytesIn)), ("bytes_out", .int(r.bytesOut)),
+                // What strangers and peers can make a node hold: each bounded (docs/security.md).
+                ("unauthenticated", .int(unauthenticatedCount)), ("cluster_streams", .int(cluster.streamCount)),
+                ("room_sequences", .int(cluster.roomSequenceCount)),
+                ("learned_addresses", .int(dialers.values.count(where: { $0.learned }))),
             ])),
             ("links", .array(linkList)),
             ("nodes", .array(nodeList)),

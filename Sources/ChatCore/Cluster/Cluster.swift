@@ -218,7 +218,6 @@ public final class Cluster {
             }
             nodes[f.origin] = RemoteNode(advertise: "", lastHeardMs: nowMs)
             isNew = true
-            askNewNode(f.origin, nowMs: nowMs)
         }
         nodes[f.origin]!.lastHeardMs = nowMs
         var stream = room.map { nodes[f.origin]!.chat[$0] ?? Stream() } ?? nodes[f.origin]!.control
@@ -261,7 +260,10 @@ public final class Cluster {
         if current { try applyNow() }
         for m in after { try apply(m, m.flood!, from: neighbor, nowMs: nowMs, wallMs: wallMs) }
         if isNew && nodes[f.origin] != nil {
-            // A node we did not know (a join, or a partition healing): let it learn our state.
+            // A node we did not know (a join, or a partition healing): claims wait for it from
+            // now on (not for the message that made it known: a stranger's first word is no
+            // answer to a claim), and it learns our state.
+            askNewNode(f.origin, nowMs: nowMs)
             requestState(nowMs: nowMs)
         }
     }
