@@ -1884,7 +1884,8 @@ class Checker:
 def report(d: Driver) -> int:
     a = d.args
     replay = (f"python3 Tests/chaos/chaos.py --bin {a.bin} --seed {d.seed} --duration {a.duration:g} "
-              f"--nodes {a.nodes} --clients {a.clients} --rooms {a.rooms} --rate {a.rate:g}")
+              f"--nodes {a.nodes} --clients {a.clients} --rooms {a.rooms} --rate {a.rate:g}"
+              + (" --tls" if a.tls else ""))
     out = ["", "=" * 78, f"chaos seed {d.seed}: " + ("HARNESS ERROR" if d.harness_error else
                                                      "FAIL" if d.viol_count else "PASS")]
     out.append(f"replay: {replay}")
