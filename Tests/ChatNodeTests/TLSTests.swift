@@ -189,6 +189,33 @@ struct TLSTests {
         try node.stop()
     }
 
+    @Test func aHandshakeThatNeverEndsIsCutAtTheCap() throws {
+        let certs = try TLSCerts()
+        let node = try NodeProcess(certs.serverFlags + ["--log-level", "notice"])
+        let c = try LineClient.connect(port: node.port)
+        // A ClientHello that announces 16 MiB and keeps coming in well-formed 16 KiB records.
+        var sent = 0
+        var first = true
+        while sent < 256 * 1024 {
+            var record: [UInt8] = [0x16, 0x03, 0x01, 0x40, 0x00]
+            var body = [UInt8](repeating: 0x41, count: 16384)
+            if first { body[0...3] = [0x01, 0xff, 0xff, 0xff]; first = false }
+            record += body
+            do { try c.send(bytes: record, timeout: .seconds(2)) } catch { break }
+            sent += record.count
+        }
+        _ = try c.expectClosed(timeout: .seconds(5))
+        _ = try retry(for: .seconds(5), "the node to log the failed TLS handshake") {
+            node.stderr.contains("TLS handshake failed") ? true : nil
+        }
+        // Cut by the node's own cap (Limits.maxTLSHandshakeBytes), before OpenSSL's larger
+        // ClientHello limit: the node buffered at most 32 KiB of it.
+        let line = node.stderr.split(separator: "\n").first { $0.contains("TLS handshake failed") } ?? ""
+        #expect(line.contains("TLS handshake over 32768 bytes"), "\(line)")
+        #expect(node.isRunning)
+        try node.stop()
+    }
+
     @Test func sixHundredTLSSessionsLeaveMemoryFlat() throws {
         let certs = try TLSCerts()
         var env = ProcessInfo.processInfo.environment
