@@ -112,7 +112,7 @@ public enum TerminalClient {
                   to: STDOUT_FILENO)
         // The line editor needs both ends on a terminal; otherwise plain lines in and out.
         let terminal = isatty(STDIN_FILENO) == 1 && isatty(STDOUT_FILENO) == 1 ? RawTerminal() : nil
-        let session = ChatSession(fd: fd, framing: framing, skipLeadingNewline: false, signals: signals, terminal: terminal)
+        let session = ChatSession(fd: fd, framing: framing, signals: signals, terminal: terminal)
         let outcome = session.run(early: early)
         if let message = outcome.message {
             printLine(message, to: outcome.code == 0 ? STDOUT_FILENO : STDERR_FILENO)
