@@ -8,7 +8,8 @@ extension Node {
         let now = loop.nowMs
         let hub = self.hub
         var clusterSessions = hub.sessions.count
-        for n in cluster.nodes.values { clusterSessions += n.sessions }
+        // Counts from peers are bounded where parsed (Limits.maxWireCount); sums saturate anyway.
+        for n in cluster.nodes.values { clusterSessions = clusterSessions.saturatingAdd(n.sessions) }
         var linkList: [JSON] = []
         for (id, link) in links.sorted(by: { $0.key < $1.key }) {
             linkList.append(.object([
@@ -57,6 +58,10 @@ extension Node {
                 ("cluster_sessions", .int(clusterSessions)),
                 ("messages_in", .int(s.messagesIn)), ("messages_from_peers", .int(s.messagesFromPeers)),
                 ("deliveries", .int(s.deliveries)), ("bytes_in", .int(r.bytesIn)), ("bytes_out", .int(r.bytesOut)),
+                // What strangers and peers can make a node hold: each bounded (docs/security.md).
+                ("unauthenticated", .int(unauthenticatedCount)), ("cluster_streams", .int(cluster.streamCount)),
+                ("room_sequences", .int(cluster.roomSequenceCount)),
+                ("learned_addresses", .int(dialers.values.count(where: { $0.learned }))),
             ])),
             ("links", .array(linkList)),
             ("nodes", .array(nodeList)),
@@ -70,7 +75,7 @@ extension Node {
             report.append(("rooms", .array(rooms.sorted(by: { $0.key < $1.key }).map { room, perNode in
                 .object([
                     ("room", .string(room)),
-                    ("members", .int(perNode.reduce(0) { $0 + $1.1 })),
+                    ("members", .int(perNode.reduce(0) { $0.saturatingAdd($1.1) })),
                     ("per_node", .object(perNode.sorted(by: { $0.0 < $1.0 }).map { ($0.0, .int($0.1)) })),
                 ])
             })))

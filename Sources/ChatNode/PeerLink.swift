@@ -2,9 +2,11 @@ import CUV
 import ChatCore
 import Logging
 
-/// A link to another node (SPEC.md §4): the HELLO/AUTH handshake, then lines handed to the
-/// Cluster. Incoming links start as clients and are handed over at their first line;
-/// outgoing ones are made by a `PeerDialer`. Called on the node's loop thread only.
+/// A link to another node (docs/cluster-protocol.md §3): the HELLO/AUTH handshake, then
+/// lines handed to the Cluster. Incoming links start as clients and are handed over at
+/// their first line; outgoing ones are made by a `PeerDialer`. Until the handshake is done
+/// a link costs no more than a client handshake: lines of at most
+/// `Limits.maxPreAuthLineBytes`, and the handshake deadline. Called on the loop thread only.
 final class PeerLink: ConnectionHandler {
     private unowned let node: Node
     let conn: Connection
@@ -21,20 +23,31 @@ final class PeerLink: ConnectionHandler {
 
     private static let errorPrefix: [UInt8] = Array("ERROR ".utf8)
 
-    /// Longest peer line: a STATE line lists every name a node holds.
+    /// Longest peer line once the link is open: a STATE line lists every name a node holds.
     static let maxLineBytes = 16 * 1024 * 1024
+    /// When the handshake must be done (connect, HELLO and AUTH included).
+    private var handshakeDeadlineMs: UInt64
 
-    init(node: Node, conn: Connection, dialer: PeerDialer?) {
+    /// `deadlineMs`: when the handshake must be done; an incoming link keeps the deadline
+    /// its connection had as a client.
+    init(node: Node, conn: Connection, dialer: PeerDialer?, deadlineMs: UInt64? = nil) {
         self.node = node
         self.conn = conn
         self.dialer = dialer
         handshake = node.newHandshake()
-        framer = MessageFramer(maxBytes: PeerLink.maxLineBytes)
+        framer = MessageFramer(maxBytes: Limits.maxPreAuthLineBytes)
         openedMs = node.loop.nowMs
         lastHeardMs = openedMs
+        handshakeDeadlineMs = deadlineMs ?? openedMs + node.hub.limits.handshakeTimeoutMs
         conn.maxQueueBytes = node.peerQueueBytes
         conn.backlogCap = nil  // peer links have their own, larger queues (SPEC.md §2)
         node.peerConnections[ObjectIdentifier(conn)] = self
+        armHandshakeTimer()
+    }
+
+    private func armHandshakeTimer() {
+        let now = node.loop.nowMs
+        conn.setTimer(handshakeDeadlineMs > now ? handshakeDeadlineMs - now : 0)
     }
 
     private var log: Logger { node.logger }
@@ -61,7 +74,7 @@ final class PeerLink: ConnectionHandler {
         framer.append(bytes)
         while conn.state == .open, let frame = framer.next() {
             guard case .message(let line) = frame else {
-                refuse("line longer than \(PeerLink.maxLineBytes) bytes")
+                refuse("line longer than \(framer.maxBytes) bytes")
                 return
             }
             if established, let remote, !line.starts(with: PeerLink.errorPrefix) {
@@ -86,8 +99,8 @@ final class PeerLink: ConnectionHandler {
     private func handle(line: Substring) {
         guard established, let remote else { return handshakeStep(line) }
         if line.hasPrefix("ERROR ") {
-            log.notice("peer closed the link", metadata: ["peer": "\(remote)", "reason": "\(line.dropFirst(6))"])
-            conn.close(reason: "peer sent \(line)")
+            log.notice("peer closed the link", metadata: ["peer": "\(remote)", "reason": "\(LogSafe.text(line.dropFirst(6)))"])
+            conn.close(reason: "peer sent \(LogSafe.text(line))")
             return
         }
         do {
@@ -108,11 +121,14 @@ final class PeerLink: ConnectionHandler {
         switch outcome {
         case .waiting: break
         case .failed(let reason):
-            log.warning("peer link refused", metadata: ["peer": "\(address)", "reason": "\(reason)"])
-            conn.closeAfterFlush(reason: reason)
+            node.refusal("peer link refused", metadata: ["peer": "\(address)", "reason": "\(LogSafe.text(reason))"])
+            conn.closeAfterFlush(reason: LogSafe.text(reason))
         case .established(let id, let adv):
             remote = id
             established = true
+            framer.maxBytes = PeerLink.maxLineBytes
+            conn.cancelTimer()
+            node.authenticated(conn)
             node.linkEstablished(self, remote: id, advertise: adv)
         }
     }
@@ -120,10 +136,10 @@ final class PeerLink: ConnectionHandler {
     /// A protocol error: tell the peer why, log it, drop the link (it will be redialed).
     private func refuse(_ reason: String) {
         conn.loop.stats.peerProtocolErrors += 1
-        log.notice("peer link dropped: protocol error", metadata: [
-            "peer": "\(remote?.text ?? address)", "reason": "\(reason)"])
-        send(.error(reason: String(reason.prefix(200))))
-        conn.closeAfterFlush(reason: reason, graceMs: 200)
+        let safe = LogSafe.text(reason)
+        node.refusal("peer link dropped: protocol error", metadata: ["peer": "\(remote?.text ?? address)", "reason": "\(safe)"])
+        send(.error(reason: safe))
+        conn.closeAfterFlush(reason: safe, graceMs: 200)
     }
 
     func send(_ m: PeerMessage) {
@@ -131,7 +147,13 @@ final class PeerLink: ConnectionHandler {
         conn.send(p, length: p.count)
     }
 
-    func timerFired() {}
+    func timerFired() {
+        guard !established, conn.state == .open else { return }
+        if node.loop.nowMs < handshakeDeadlineMs { return armHandshakeTimer() }
+        conn.loop.stats.handshakeTimeouts += 1
+        node.refusal("peer handshake timeout", metadata: ["peer": "\(address)"])
+        conn.close(reason: "peer handshake timeout")
+    }
 
     func willClose() {
         if established, let remote { node.linkClosed(self, remote: remote) }
@@ -166,9 +188,15 @@ final class PeerDialer {
     static let minBackoffMs: UInt64 = 200
     static let maxBackoffMs: UInt64 = 2000
 
-    init(address: String, node: NodeID? = nil) {
+    /// Learned from gossip (not a `--peer`): bounded, and forgotten when its node is gone.
+    let learned: Bool
+    /// Since when its node has been neither linked nor alive (learned addresses only).
+    var goneSinceMs: UInt64?
+
+    init(address: String, node: NodeID? = nil, learned: Bool = false) {
         self.address = address
         self.node = node
+        self.learned = learned
     }
 
     func attempting(nowMs: UInt64) {

@@ -35,8 +35,10 @@ struct ServerCommand: ParsableCommand {
     var silenceMs = Int(Limits().silenceMs)
     @Option(help: "Bytes a connection may send before its handshake is complete.")
     var maxHandshakeBytes = Limits().maxHandshakeBytes
-    @Option(help: "Connections accepted at once; 0 means no limit but the fd limit.")
+    @Option(help: "Connections accepted at once; 0 derives it from the fd limit (the limit less a reserve for peers).")
     var maxConnections = Limits().maxConnections
+    @Option(help: "Connections not yet logged in or authenticated; 0 means half of the connection budget.")
+    var maxPendingConnections = Limits().maxPendingConnections
     @Option(help: "All clients' unsent bytes together; past it, clients with a backlog are dropped.")
     var maxTotalQueueBytes = Limits().maxTotalQueueBytes
     @Option(name: .customLong("peer"), help: ArgumentHelp("Another node's address (the one its clients use) to join; repeatable.", valueName: "HOST:PORT"))
@@ -65,6 +67,7 @@ struct ServerCommand: ParsableCommand {
         guard silenceMs >= 1 else { throw ValidationError("--silence-ms must be at least 1") }
         guard maxHandshakeBytes >= 100 else { throw ValidationError("--max-handshake-bytes must be at least 100") }
         guard maxConnections >= 0 else { throw ValidationError("--max-connections must be 0 or more") }
+        guard maxPendingConnections >= 0 else { throw ValidationError("--max-pending-connections must be 0 or more") }
         guard maxTotalQueueBytes >= 65536 else { throw ValidationError("--max-total-queue-bytes must be at least 65536") }
         for p in peers + [advertise].compactMap({ $0 }) where !isHostPort(p) {
             throw ValidationError("'\(p)' is not HOST:PORT (IPv6 as [ADDR]:PORT)")
@@ -87,6 +90,7 @@ struct ServerCommand: ParsableCommand {
         limits.silenceMs = UInt64(silenceMs)
         limits.maxHandshakeBytes = maxHandshakeBytes
         limits.maxConnections = maxConnections
+        limits.maxPendingConnections = maxPendingConnections
         limits.maxTotalQueueBytes = maxTotalQueueBytes
         let level = Logger.Level(rawValue: logLevel)!
         LoggingSystem.bootstrap { label in
