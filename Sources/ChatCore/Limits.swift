@@ -34,6 +34,11 @@ public struct Limits: Sendable, Equatable {
     public static let maxUsernameLength = 32
     /// Chat ids are 1…64 characters (SPEC.md §3.1).
     public static let maxChatIDLength = 64
+    /// A cluster secret must hold at least this many bytes (after trailing whitespace is
+    /// trimmed). Whoever can make a node or a status client compute HMAC(secret, text it
+    /// knows) can test guesses offline, as fast as it can hash: only a long random secret
+    /// resists that (docs/operations.md, "The cluster secret").
+    public static let minClusterSecretBytes = 16
 
     /// Largest session or member count a peer may report (`LOAD`): more than any process
     /// can hold open, and small enough that a sum over every node cannot overflow.

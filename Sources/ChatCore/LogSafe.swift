@@ -28,8 +28,9 @@ public enum LogSafe {
     public static func isUnsafe(_ u: Unicode.Scalar) -> Bool {
         switch u.value {
         case 0x00...0x1F, 0x7F...0x9F: return true
-        case 0x2028, 0x2029, 0x202A...0x202E, 0x2066...0x2069, 0x200E, 0x200F, 0x061C: return true
-        default: return false
+        // The marks too: harmless in chat, but an operator's log shows them escaped.
+        case 0x200E, 0x200F, 0x061C: return true
+        default: return TextCheck.isLayoutControl(u.value)
         }
     }
 }

@@ -236,7 +236,7 @@ final class ClientHandler: ConnectionHandler, SessionSink {
     /// A peer HELLO this node will not take: an ERROR line the dialer logs, and a warning here.
     private func refusePeer(_ why: String) {
         loop.stats.handshakeFailures += 1
-        node.logger.warning("peer link refused", metadata: ["conn": "\(id)", "from": "\(address)", "reason": "\(why)"])
+        node.refusal("peer link refused", level: .warning, metadata: ["conn": "\(id)", "from": "\(address)", "reason": "\(why)"])
         let p = Payload.line(PeerMessage.error(reason: why).encoded)
         send(p, length: p.count)
         closeAfterFlush(reason: why, graceMs: 200)
@@ -245,7 +245,8 @@ final class ClientHandler: ConnectionHandler, SessionSink {
     func tlsFailed(_ reason: String) {
         loop.stats.handshakeFailures += 1
         loop.stats.tlsHandshakeFailures += 1
-        node.logger.notice("TLS handshake failed", metadata: ["conn": "\(id)", "from": "\(address)", "reason": "\(reason)"])
+        // Rate-limited like every refusal: junk after 0x16 from many connections is one line a while.
+        node.refusal("TLS handshake failed", metadata: ["conn": "\(id)", "from": "\(address)", "reason": "\(reason)"])
     }
 
     private func reject(_ reply: Payload, why: String) {

@@ -150,8 +150,20 @@ func isHostPort(_ s: String, allowPortZero: Bool = false) -> Bool {
     return !host.contains(":") || (host.hasPrefix("[") && host.hasSuffix("]"))
 }
 
-/// The secret is the file's content without trailing whitespace (SPEC.md §4.1).
+/// The secret is the file's content without trailing whitespace (SPEC.md §4.1), at least
+/// `Limits.minClusterSecretBytes` long. Used by `server` and `status` alike: a bad file is
+/// one `Error: …` line on stderr and exit status 64 (no usage text: the options were fine).
 func readSecret(_ path: String) throws -> [UInt8] {
+    do {
+        return try readSecretFile(path)
+    } catch let e as ValidationError {
+        let line = Array("Error: \(e.message)\n".utf8)
+        _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+        throw ExitCode.validationFailure
+    }
+}
+
+private func readSecretFile(_ path: String) throws -> [UInt8] {
     guard let f = fopen(path, "rb") else {
         throw ValidationError("cannot read cluster secret file \(path): \(String(cString: strerror(errno)))")
     }
@@ -165,5 +177,9 @@ func readSecret(_ path: String) throws -> [UInt8] {
     }
     while let last = bytes.last, last == 0x20 || last == 0x09 || last == 0x0A || last == 0x0D { bytes.removeLast() }
     guard !bytes.isEmpty else { throw ValidationError("cluster secret file \(path) is empty") }
+    guard bytes.count >= Limits.minClusterSecretBytes else {
+        throw ValidationError("cluster secret file \(path) holds \(bytes.count) bytes; a secret needs at least "
+            + "\(Limits.minClusterSecretBytes) random bytes (make one with `openssl rand -hex 32 > FILE` and copy it to every node)")
+    }
     return bytes
 }

@@ -170,8 +170,15 @@ struct AttackTests {
             var seq: UInt64 = 0
             try f.send("HB f0f0f0f0f0f0f0f4 1 127.0.0.1:1 \(aID)")
             seq = 1
-            try f.send("BYE \(bID) 999999")
+            // A forwards B's heartbeats to F: the BYE takes the next number of B's stream,
+            // so A handles it at once, as it would B's own.
+            let hb = try f.readUntil(timeout: .seconds(5)) { $0.hasPrefix("HB \(bID) ") }
+            guard let bSeq = UInt64(hb.split(separator: " ")[2]) else { throw E2EError("unreadable HB: \(hb)") }
+            try f.send("BYE \(bID) \(bSeq + 1)")
             try f.sync(&seq, aID)
+            _ = try retry(for: .seconds(3), "A to log that it ignored the BYE") {
+                a.logCount("ignoring a BYE") > 0 ? true : nil
+            }
             try bob.send("still here\n")
             try expectNextLine(alice, "bob - still here")
             // And B's names still count on A.
