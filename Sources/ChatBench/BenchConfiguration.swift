@@ -28,6 +28,8 @@ public struct BenchConfiguration: Sendable, Equatable {
     public var connectParallel = 100
     public var namePrefix = "bench"
     public var roomPrefix = "benchroom"
+    /// Every client is a WebSocket session (`GET /ws`, frames) instead of a TCP line session.
+    public var webSocket = false
 
     public init() {}
 

@@ -22,6 +22,12 @@ public struct Limits: Sendable, Equatable {
     public static let maxUsernameLength = 32
     /// Chat ids are 1…64 characters (SPEC.md §3.1).
     public static let maxChatIDLength = 64
+    /// An HTTP request head (request line and header fields) is at most 8 KiB; past it the
+    /// answer is 431 and the connection closes. The request line itself must also fit in
+    /// `maxHandshakeBytes`: it is the connection's first line (docs/protocol.md, "Web clients").
+    public static let maxHTTPHeadBytes = 8192
+    /// Header fields in one HTTP request head, at most.
+    public static let maxHTTPHeaderFields = 64
 
     public init() {}
 }

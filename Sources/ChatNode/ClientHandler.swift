@@ -81,7 +81,7 @@ final class ClientHandler: ConnectionHandler, SessionSink {
     private func process() {
         let limits = node.hub.limits
         silenceDeadline = nil
-        while state == .open && waitingFor == nil {
+        while state == .open && waitingFor == nil && conn.handler === self {
             if session == nil {
                 guard let frame = framer.next() else { break }
                 handshake(frame, framing: .line)
@@ -95,7 +95,8 @@ final class ClientHandler: ConnectionHandler, SessionSink {
             _ = rate.take(nowMs: loop.nowMs)
             deliver(frame)
         }
-        guard state == .open else { return }
+        // Handed over (peer, status, web): the timer and the reading are the new handler's.
+        guard state == .open, conn.handler === self else { return }
         if paused { paused = false; resumeDeadline = nil; conn.startReading() }
         if framer.hasPartial && waitingFor == nil { silenceDeadline = loop.nowMs + limits.silenceMs }
         rearm()
@@ -181,6 +182,13 @@ final class ClientHandler: ConnectionHandler, SessionSink {
             let link = PeerLink(node: node, conn: conn, dialer: nil)
             conn.handler = link
             link.takeOver(firstLine: line, rest: framer.takeBuffered())
+        case .http(let requestLine):
+            // A browser: the request head and what follows belong to a WebHandler, within
+            // the same handshake time.
+            let web = WebHandler(node: node, conn: conn, id: id, address: address, handshakeDeadline: handshakeDeadline)
+            handshakeDeadline = nil
+            conn.handler = web
+            web.takeOver(requestLine: requestLine, rest: framer.takeBuffered())
         case .status:
             handshakeDeadline = nil
             conn.cancelTimer()

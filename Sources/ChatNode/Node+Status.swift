@@ -53,6 +53,7 @@ extension Node {
             ])),
             ("totals", .object([
                 ("connections", .int(connections.count)), ("sessions", .int(hub.sessions.count)),
+                ("web_sessions", .int(webSessions)),
                 ("rooms", .int(hub.rooms.count)), ("cluster_nodes", .int(cluster.nodes.count + 1)),
                 ("cluster_sessions", .int(clusterSessions)),
                 ("messages_in", .int(s.messagesIn)), ("messages_from_peers", .int(s.messagesFromPeers)),

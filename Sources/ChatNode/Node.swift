@@ -13,6 +13,12 @@ public final class Node {
     let logger: Logger
     let peerQueueBytes: Int
     let secret: [UInt8]?
+    /// `--web-origins`: which pages may open WebSocket sessions.
+    let webOrigins: OriginPolicy
+    /// The chat page's responses, built once at start (nothing is read at request time).
+    let webPage: WebPage.Responses
+    /// Logged-in WebSocket sessions (they count in `hub.sessions` too).
+    var webSessions = 0
     private var listener: Listener?
     private(set) var connections: [ObjectIdentifier: Connection] = [:]
     /// Established peer links, one per neighbor node.
@@ -54,6 +60,8 @@ public final class Node {
         logger = config.logger
         peerQueueBytes = config.peerQueueBytes
         secret = config.clusterSecret
+        webOrigins = config.webOrigins
+        webPage = WebPage.responses()
         cron = .allocate(capacity: 1)
         uv_timer_init(loop.raw, cron)
         startedMs = loop.nowMs
@@ -296,7 +304,9 @@ public final class Node {
         cluster.leave()
         for d in resolutions { d.resolution?.cancel() }
         for c in connections.values {
-            if let client = c.handler as? ClientHandler { client.sayGoodbye() } else {
+            if let client = c.handler as? ClientHandler { client.sayGoodbye() } else if let web = c.handler as? WebHandler {
+                web.sayGoodbye()
+            } else {
                 c.closeAfterFlush(reason: "node stopping", graceMs: 500)
             }
         }

@@ -21,6 +21,8 @@ public struct NodeConfiguration: Sendable {
     public var peerQueueBytes: Int = 16 * 1024 * 1024
     /// `--metrics HOST:PORT`: where Prometheus metrics are served; nil for none.
     public var metricsAddress: String?
+    /// `--web-origins`: origins besides the node's own host whose pages may open WebSocket sessions.
+    public var webOrigins = OriginPolicy()
 
     public init(host: String = "localhost", port: Int = 8888, limits: Limits = Limits(), logger: Logger) {
         self.host = host

@@ -53,6 +53,8 @@ struct BenchCommand: ParsableCommand {
     var namePrefix = "bench"
     @Option(help: "Rooms are PREFIX0, PREFIX1, ….")
     var roomPrefix = "benchroom"
+    @Flag(help: "Every client a WebSocket session (GET /ws, text frames) instead of a TCP line session.")
+    var websocket = false
     @Flag(help: "Print one JSON object instead of the summary.")
     var json = false
     @Flag(help: "No progress line on stderr.")
@@ -75,6 +77,7 @@ struct BenchCommand: ParsableCommand {
         c.connectParallel = connectParallel
         c.namePrefix = namePrefix
         c.roomPrefix = roomPrefix
+        c.webSocket = websocket
         return c
     }
 

@@ -53,6 +53,8 @@ struct ServerCommand: ParsableCommand {
     var peerQueueBytes = 16 * 1024 * 1024
     @Option(help: ArgumentHelp("Serve Prometheus metrics on GET /metrics (and GET /healthz) at this address.", valueName: "HOST:PORT"))
     var metrics: String?
+    @Option(help: ArgumentHelp("Origins (scheme://host[:port], comma-separated; * for any) besides the node's own host whose pages may open WebSocket sessions.", valueName: "LIST"))
+    var webOrigins: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "notice"
 
@@ -102,6 +104,7 @@ struct ServerCommand: ParsableCommand {
         config.peerTimeoutMs = UInt64(peerTimeoutMs)
         config.peerQueueBytes = peerQueueBytes
         config.metricsAddress = metrics
+        if let o = webOrigins { config.webOrigins = OriginPolicy(parsing: o) }
         if let file = clusterSecretFile {
             config.clusterSecret = try readSecret(file)
         }
