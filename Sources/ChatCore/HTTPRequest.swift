@@ -191,6 +191,14 @@ public struct OriginPolicy: Equatable, Sendable {
         return false
     }
 
+    /// True for `http://HOST[:PORT]` or `https://HOST[:PORT]` (a trailing `/` allowed).
+    public static func isOrigin(_ text: String) -> Bool {
+        var t = text.lowercased()
+        if t.hasSuffix("/") { t.removeLast() }
+        guard let a = authority(of: t) else { return false }
+        return !a.hostPort.contains(" ") && !a.hostPort.hasPrefix(":")
+    }
+
     /// `http://host:port` → ("host:port", default port 80); nil for other forms (`null`).
     static func authority(of origin: String) -> (hostPort: String, defaultPort: Int?)? {
         for (scheme, port) in [("http://", 80), ("https://", 443)] where origin.hasPrefix(scheme) {

@@ -119,7 +119,9 @@ final class WebHandler: ConnectionHandler, SessionSink {
 
     private func refuse(_ e: HTTPError) {
         phase = .done
-        loop.stats.handshakeFailures += 1
+        // Malformed or oversized heads count as bad handshakes; a 404 or 403 is an answer,
+        // and a 408 is counted as a handshake timeout.
+        if e.status == 400 || e.status == 431 { loop.stats.handshakeFailures += 1 }
         node.logger.info("http request refused", metadata: ["conn": "\(id)", "status": "\(e.status)", "why": "\(e.reason)"])
         let p = HTTPResponse.error(e).withUnsafeBytes { Payload.raw($0) }
         conn.send(p, length: p.count)

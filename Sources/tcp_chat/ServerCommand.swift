@@ -74,6 +74,13 @@ struct ServerCommand: ParsableCommand {
         if let m = metrics, !isHostPort(m, allowPortZero: true) {
             throw ValidationError("--metrics '\(m)' is not HOST:PORT (port 0 picks a free one)")
         }
+        if let o = webOrigins {
+            for entry in o.split(separator: ",").map({ String($0).trimmed }) where !entry.isEmpty && entry != "*" {
+                guard OriginPolicy.isOrigin(entry) else {
+                    throw ValidationError("--web-origins: '\(entry)' is not an origin (http://HOST[:PORT] or https://HOST[:PORT]) or *")
+                }
+            }
+        }
         guard heartbeatMs >= 10 else { throw ValidationError("--heartbeat-ms must be at least 10") }
         guard peerTimeoutMs > heartbeatMs else { throw ValidationError("--peer-timeout-ms must exceed --heartbeat-ms") }
         guard peerQueueBytes >= 65536 else { throw ValidationError("--peer-queue-bytes must be at least 65536") }
