@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""WebSocket edge cases against real nodes (docs/protocol.md, "Web clients").
+"""WebSocket edge cases against real nodes (docs/protocol.md, "Web clients"), and a web
+session that stops reading being dropped as a slow consumer.
 
     python3 Tests/web/ws_edge.py --bin .build/debug/tcp_chat
 
@@ -46,13 +47,15 @@ class Node:
         return f"ws://127.0.0.1:{self.port}/ws"
 
     def stop(self):
+        """SIGTERM; the exit status (0 for a clean stop; under AddressSanitizer a leak makes it non-zero)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(5)
+                self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        return self.proc.returncode
 
 
 def check(cond, what):
@@ -332,6 +335,44 @@ async def main(a, b, slow):
     check(raw.close_code() == 1008, "an upgraded connection without a handshake in time closes with 1008")
 
 
+async def slow_consumer(node):
+    """A web session that stops reading is dropped at --max-queue-bytes; the sender is not."""
+    reader = Raw(node.port)
+    reader.send(1, b"reader_flood")
+    check(reader.read_frame() == (1, b"200"), "a reader that will stop reading joins")
+    writer = await websockets.connect(node.url, open_timeout=TIMEOUT, max_size=None)
+    await writer.send("writer_flood")
+    check(await recv(writer) == "200", "a flooding writer joins")
+    text = "w" * 60000
+    got = 0
+
+    async def drain():
+        nonlocal got
+        while got < 300:
+            await recv(writer)
+            got += 1
+
+    reading = asyncio.ensure_future(drain())
+    for _ in range(300):
+        await writer.send(text)
+    await asyncio.wait_for(reading, 30)
+    check(got == 300, "the writer gets all 300 of its 60 KB messages back")
+    # The reader's socket holds what the kernel took before the node gave up; then EOF.
+    reader.s.settimeout(TIMEOUT)
+    total, eof = 0, False
+    try:
+        while True:
+            chunk = reader.s.recv(1 << 20)
+            if not chunk:
+                eof = True
+                break
+            total += len(chunk)
+    except ConnectionResetError:
+        eof = True
+    check(eof and total < 300 * 60000, f"the reader that stopped reading was dropped (got {total} bytes, then EOF)")
+    await writer.close()
+
+
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--bin", required=True)
@@ -342,7 +383,8 @@ if __name__ == "__main__":
         nodes.append(a)
         b = Node(args.bin, "--peer", f"127.0.0.1:{a.port}")
         nodes.append(b)
-        slow = Node(args.bin, "--handshake-timeout", "1")
+        slow = Node(args.bin, "--handshake-timeout", "1", "--rate-limit", "0", "--max-message-bytes", "65536",
+                    "--max-queue-bytes", "65536")
         nodes.append(slow)
         # The cluster is up once a login on A is seen from B: wait for B to know A.
         deadline = time.monotonic() + 10
@@ -354,6 +396,10 @@ if __name__ == "__main__":
                 raise SystemExit(f"the two nodes did not link within 10 s: {st.stdout} {st.stderr}")
             time.sleep(0.1)
         asyncio.run(main(a, b, slow))
+        asyncio.run(slow_consumer(slow))
+        for n in nodes:
+            rc = n.stop()
+            check(rc == 0, f"node on port {n.port} stops cleanly on SIGTERM (exit {rc})")
         print("ws_edge: ok", flush=True)
     finally:
         for n in nodes:
