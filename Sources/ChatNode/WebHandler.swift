@@ -54,10 +54,8 @@ final class WebHandler: ConnectionHandler, SessionSink {
     var isWebSocket: Bool { true }
     var outbox: Outbox? { conn.outbox }
 
-    func enqueue(_ payload: Payload, length: Int) {
-        let frame = payload.webSocketFrame
-        conn.send(frame, length: frame.count)
-    }
+    /// The Hub's direct replies (`400`, `403`) come here as plain payloads: sent as frames.
+    func enqueue(_ payload: Payload, length: Int) { sendText(payload) }
 
     func loginFinished(_ s: Session?) {
         guard let name = waitingFor else { return }
@@ -177,7 +175,7 @@ final class WebHandler: ConnectionHandler, SessionSink {
         resumeDeadline = loop.nowMs + ms
         if !toldRate, session != nil {
             toldRate = true
-            enqueue(node.hub.rateLimited, length: 0)
+            sendText(node.hub.rateLimited)
         }
         rearm()
     }
@@ -189,7 +187,7 @@ final class WebHandler: ConnectionHandler, SessionSink {
         guard case .client(let user, let chat) = Handshake.parse(message) else {
             loop.stats.handshakeFailures += 1
             node.logger.notice("malformed handshake", metadata: ["conn": "\(id)"])
-            enqueue(hub.malformed, length: 0)
+            sendText(hub.malformed)
             closeWebSocket(.normal, "malformed handshake")
             return
         }
@@ -216,6 +214,12 @@ final class WebHandler: ConnectionHandler, SessionSink {
 
     // MARK: Output
 
+    /// A text the node says (shared, plain): its one text frame, built once per payload.
+    private func sendText(_ payload: Payload) {
+        let frame = payload.webSocketFrame
+        conn.send(frame, length: frame.count)
+    }
+
     private func sendFrame(_ opcode: WebSocket.Opcode, _ payload: [UInt8]) {
         let p = payload.withUnsafeBytes { Payload.webSocket(opcode, $0) }
         conn.send(p, length: p.count)
@@ -231,7 +235,7 @@ final class WebHandler: ConnectionHandler, SessionSink {
 
     /// The node is stopping: `/exit`, as TCP clients get it, then a 1001 close.
     func sayGoodbye() {
-        if session != nil { enqueue(node.hub.exit, length: 0) }
+        if session != nil { sendText(node.hub.exit) }
         if phase == .webSocket { sendFrame(.close, WebSocket.closePayload(WebSocket.CloseCode.goingAway.rawValue, reason: "node stopping")) }
         phase = .done
         conn.closeAfterFlush(reason: "node stopping", graceMs: 500)
