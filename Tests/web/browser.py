@@ -22,7 +22,7 @@ import time
 
 from playwright.sync_api import expect, sync_playwright
 
-TIMEOUT_MS = 10_000
+TIMEOUT_MS = 20_000
 
 
 def check(cond, what):

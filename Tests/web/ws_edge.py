@@ -23,7 +23,7 @@ import urllib.request
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-TIMEOUT = 5.0
+TIMEOUT = 10.0
 
 
 class Node:
