@@ -61,6 +61,7 @@ hf("repeat-8-compaction", "u_r\n" + "m" * 600 + "\n", cfg=0x38)
 hf("repeat-long-partials", "w" * 200 + "\n", cfg=0x3E, specs=[(150, 0), (300, PAUSE)])
 hf("utf8-and-control", b"u_r\nh\xc3\xa9llo\n\xff\xfe\n\x1b[2J\nt\tab\n\xc2\x85\n")
 hf("exit-raw", "u_r/exit", specs=[(3, SILENCE), (5, SILENCE)])
+hf("http-request-line", "GET /ws HTTP/1.1\r\nHost: localhost:8888\r\nUpgrade: websocket\r\n\r\n\x81\x85", specs=[(9, 0)])
 
 # ---- text_check: [cfg][text]; cfg bits 0-2 limit (4096,1,4,7,16,64,255,100000), bit 7 raw
 def tc(name, text, cfg=0):
