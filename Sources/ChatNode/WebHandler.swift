@@ -206,6 +206,7 @@ final class WebHandler: ConnectionHandler, SessionSink {
             return
         }
         session = s
+        node.authenticated(conn)
         node.webSessions += 1
         decoder.maxMessageBytes = node.hub.limits.maxMessageBytes
         node.logger.info("login", metadata: [
