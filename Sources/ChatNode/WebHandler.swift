@@ -61,7 +61,10 @@ final class WebHandler: ConnectionHandler, SessionSink {
         guard let name = waitingFor else { return }
         waitingFor = nil
         accepted(s, name: name)
-        if conn.state == .open && s != nil { process() }
+        if conn.state == .open && s != nil {
+            conn.startReading()
+            process()
+        }
     }
 
     func endSession() {
@@ -194,7 +197,10 @@ final class WebHandler: ConnectionHandler, SessionSink {
         handshakeDeadline = nil
         switch hub.login(username: user, chatID: chat, framing: .raw, sink: self) {
         case .accepted(let s): accepted(s, name: user)
-        case .pending: waitingFor = user
+        case .pending:
+            // Nothing more is read while the cluster settles the name (docs/security.md).
+            waitingFor = user
+            conn.stopReading()
         case .nameTaken: accepted(nil, name: user)
         }
     }
