@@ -45,7 +45,8 @@ try:
             ok = ok and rep["ok"] and bad == 0
             print(f"round {r + 1} {mode:9} {rep['delivered_per_s'] / 1e6:7.3f} M deliveries/s  "
                   f"p50 {rep['lat_us']['p50'] / 1000:.1f} ms  p99 {rep['lat_us']['p99'] / 1000:.1f} ms  "
-                  f"lost {rep['lost']} dup {rep['duplicated']} reordered {rep['reordered']}", flush=True)
+                  f"lost {rep['lost']} dup {rep['duplicated']} reordered {rep['reordered']}  "
+                  f"bench CPU {rep['loadgen_cpu_util'] * 100:.0f}%", flush=True)
     t, w = statistics.median(runs["tcp"]), statistics.median(runs["websocket"])
     print(f"median: tcp {t / 1e6:.3f} M/s, websocket {w / 1e6:.3f} M/s, ratio websocket/tcp {w / t:.2f}")
     sys.exit(0 if ok else 1)
