@@ -72,6 +72,8 @@ enum ReferenceHandshake: Equatable {
     case client(user: [UInt8], chat: [UInt8])
     case peer
     case status
+    /// `METHOD SP /target SP HTTP/1.0|1.1` (docs/protocol.md, "Web clients").
+    case http
     case malformed
 
     static let nameBytes = Set(Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/".utf8))
@@ -80,6 +82,13 @@ enum ReferenceHandshake: Equatable {
         let peerPrefix = Array("TCPCHAT-PEER/".utf8)
         if b.count >= peerPrefix.count && Array(b[0..<peerPrefix.count]) == peerPrefix { return .peer }
         if b == Array("TCPCHAT-STATUS/1".utf8) { return .status }
+        let words = b.split(separator: 0x20, omittingEmptySubsequences: false)
+        let tchar = Set(Array("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8))
+        if words.count == 3, (1...16).contains(words[0].count), words[0].allSatisfy(tchar.contains),
+           words[1].first == UInt8(ascii: "/"), words[1].allSatisfy({ $0 > 0x20 && $0 < 0x7F }),
+           [Array("HTTP/1.1".utf8), Array("HTTP/1.0".utf8)].contains(Array(words[2])) {
+            return .http
+        }
         let parts = b.split(separator: UInt8(ascii: "_"), omittingEmptySubsequences: false)
         guard parts.count == 2 else { return .malformed }
         let user = Array(parts[0]), chat = Array(parts[1])
@@ -258,6 +267,9 @@ struct HandshakeFramingRun {
             require(Array(line.utf8) == bytes || String(validating: bytes, as: UTF8.self) == nil, "peer line differs from the bytes")
             handOver()
         case (.status, .status):
+            handOver()
+        case (.http(let line), .http):
+            require(Array(line.utf8) == bytes, "request line differs from the bytes")
             handOver()
         case (.malformed, .malformed):
             phase = .closed

@@ -32,6 +32,8 @@ public struct BenchConfiguration: Sendable, Equatable {
     public var tls = false
     /// `--tls-ca FILE`: the CA the nodes' certificates chain to (default: the system store).
     public var tlsCA: String?
+    /// Every client is a WebSocket session (`GET /ws`, frames) instead of a TCP line session.
+    public var webSocket = false
 
     public init() {}
 

@@ -194,6 +194,14 @@ final class ClientHandler: ConnectionHandler, SessionSink {
             handshakeDeadline = nil
             conn.handler = link
             link.takeOver(firstLine: line, rest: framer.takeBuffered())
+        case .http(let requestLine):
+            // A browser: the request head and what follows belong to a WebHandler, within
+            // the same handshake time.
+            handedOver = true
+            let web = WebHandler(node: node, conn: conn, id: id, address: address, handshakeDeadline: handshakeDeadline)
+            handshakeDeadline = nil
+            conn.handler = web
+            web.takeOver(requestLine: requestLine, rest: framer.takeBuffered())
         case .status:
             if node.tlsClientsRequired && conn.tls == nil { return reject(hub.tlsRequired, why: "plaintext status request; TLS required") }
             handedOver = true

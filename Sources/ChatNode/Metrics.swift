@@ -52,6 +52,7 @@ final class NodeMetrics {
         let hub = node.hub.stats, rt = node.loop.stats
         gauge("connections", "Open TCP connections (clients, peers, status, metrics)", node.connections.count)
         gauge("sessions", "Logged-in sessions on this node", node.hub.sessions.count)
+        gauge("web_sessions", "Logged-in WebSocket (browser) sessions on this node, counted in sessions too", node.webSessions)
         gauge("rooms", "Rooms with members on this node", node.hub.rooms.count)
         gauge("cluster_nodes", "Nodes this node believes alive, itself included", node.cluster.nodes.count + 1)
         gauge("peer_links", "Established peer links", node.links.count)

@@ -16,6 +16,12 @@ public final class Node {
     /// TLS contexts for new connections (docs/tls.md); replaced on SIGHUP, nil for plaintext.
     private(set) var tls: TLSContexts?
     let tlsClientsRequired: Bool
+    /// `--web-origins`: which pages may open WebSocket sessions.
+    let webOrigins: OriginPolicy
+    /// The chat page's responses, built once at start (nothing is read at request time).
+    let webPage: WebPage.Responses
+    /// Logged-in WebSocket sessions (they count in `hub.sessions` too).
+    var webSessions = 0
     private var listener: Listener?
     private(set) var connections: [ObjectIdentifier: Connection] = [:]
     /// Established peer links, one per neighbor node.
@@ -66,6 +72,8 @@ public final class Node {
         peerQueueBytes = config.peerQueueBytes
         secret = config.clusterSecret
         tlsClientsRequired = config.tlsClientsRequired
+        webOrigins = config.webOrigins
+        webPage = WebPage.responses()
         (connectionBudget, pendingBudget) = config.limits.connectionBudget(fdLimit: Int(cuv_fd_limit()))
         if let files = config.tls { tls = try TLSContexts(files) }
         cron = .allocate(capacity: 1)
@@ -388,7 +396,9 @@ public final class Node {
         cluster.leave()
         for d in resolutions { d.resolution?.cancel() }
         for c in connections.values {
-            if let client = c.handler as? ClientHandler { client.sayGoodbye() } else {
+            if let client = c.handler as? ClientHandler { client.sayGoodbye() } else if let web = c.handler as? WebHandler {
+                web.sayGoodbye()
+            } else {
                 c.closeAfterFlush(reason: "node stopping", graceMs: 500)
             }
         }

@@ -21,6 +21,8 @@ public struct NodeConfiguration: Sendable {
     public var peerQueueBytes: Int = 16 * 1024 * 1024
     /// `--metrics HOST:PORT`: where Prometheus metrics are served; nil for none.
     public var metricsAddress: String?
+    /// `--web-origins`: origins besides the node's own host whose pages may open WebSocket sessions.
+    public var webOrigins = OriginPolicy()
 
     /// `--tls-cert`, `--tls-key`, `--tls-ca`: TLS on the node's port (detected by the first
     /// byte) and on every peer link it dials; nil for plaintext only (docs/tls.md).

@@ -57,6 +57,8 @@ struct BenchCommand: ParsableCommand {
     var tls = false
     @Option(help: ArgumentHelp("CA certificates (PEM) the nodes' certificates chain to; implies --tls.", valueName: "FILE"))
     var tlsCa: String?
+    @Flag(help: "Every client a WebSocket session (GET /ws, text frames) instead of a TCP line session.")
+    var websocket = false
     @Flag(help: "Print one JSON object instead of the summary.")
     var json = false
     @Flag(help: "No progress line on stderr.")
@@ -81,6 +83,7 @@ struct BenchCommand: ParsableCommand {
         c.roomPrefix = roomPrefix
         c.tls = tls || tlsCa != nil
         c.tlsCA = tlsCa
+        c.webSocket = websocket
         return c
     }
 

@@ -63,6 +63,8 @@ struct ServerCommand: ParsableCommand {
     var tlsCa: String?
     @Option(help: ArgumentHelp("optional: plaintext clients are still accepted; required: clients must use TLS.", valueName: "optional|required"))
     var tlsClients = "optional"
+    @Option(help: ArgumentHelp("Origins (scheme://host[:port], comma-separated; * for any) besides the node's own host whose pages may open WebSocket sessions.", valueName: "LIST"))
+    var webOrigins: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "notice"
 
@@ -82,6 +84,13 @@ struct ServerCommand: ParsableCommand {
         }
         if let m = metrics, !isHostPort(m, allowPortZero: true) {
             throw ValidationError("--metrics '\(m)' is not HOST:PORT (port 0 picks a free one)")
+        }
+        if let o = webOrigins {
+            for entry in o.split(separator: ",").map({ String($0).trimmed }) where !entry.isEmpty && entry != "*" {
+                guard OriginPolicy.isOrigin(entry) else {
+                    throw ValidationError("--web-origins: '\(entry)' is not an origin (http://HOST[:PORT] or https://HOST[:PORT]) or *")
+                }
+            }
         }
         guard heartbeatMs >= 10 else { throw ValidationError("--heartbeat-ms must be at least 10") }
         guard peerTimeoutMs > heartbeatMs else { throw ValidationError("--peer-timeout-ms must exceed --heartbeat-ms") }
@@ -124,6 +133,7 @@ struct ServerCommand: ParsableCommand {
             config.tls = TLSFiles(certificate: tlsCert, key: tlsKey, ca: tlsCa)
             config.tlsClientsRequired = tlsClients == "required"
         }
+        if let o = webOrigins { config.webOrigins = OriginPolicy(parsing: o) }
         if let file = clusterSecretFile {
             config.clusterSecret = try readSecret(file)
         }

@@ -60,6 +60,8 @@ struct StatusReport: Decodable {
     }
     struct Totals: Decodable {
         var connections, sessions, rooms, cluster_nodes, cluster_sessions, messages_in, deliveries: Int
+        /// Absent from nodes older than the web page.
+        var web_sessions: Int?
     }
     struct Link: Decodable {
         var peer: String?
@@ -97,7 +99,8 @@ struct StatusReport: Decodable {
         var out = "node \(node.id) listening on \(node.listen), advertised as \(node.advertise), up \(node.uptime_ms / 1000) s, "
         out += node.secret ? "secret cluster\n" : "open cluster\n"
         out += "totals: \(totals.cluster_nodes) nodes, \(totals.cluster_sessions) sessions in the cluster; here "
-        out += "\(totals.sessions) sessions, \(totals.rooms) rooms, \(totals.connections) connections, "
+        out += "\(totals.sessions) sessions\(totals.web_sessions.map { " (\($0) from browsers)" } ?? ""), "
+        out += "\(totals.rooms) rooms, \(totals.connections) connections, "
         out += "\(totals.messages_in) messages in, \(totals.deliveries) delivered\n"
         out += "\nlinks:\n"
         if links.isEmpty { out += "  (none)\n" }
