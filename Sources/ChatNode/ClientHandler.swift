@@ -41,7 +41,7 @@ final class ClientHandler: ConnectionHandler, SessionSink {
     private var loop: EventLoop { conn.loop }
     private var state: Connection.State { conn.state }
     private func send(_ p: Payload, length: Int) { conn.send(p, length: length) }
-    private func closeAfterFlush(reason: String, graceMs: UInt64 = 1000) { conn.closeAfterFlush(reason: reason, graceMs: graceMs) }
+    private func closeAfterFlush(reason: String, graceMs: UInt64 = Tunables.closeGraceMs) { conn.closeAfterFlush(reason: reason, graceMs: graceMs) }
     private func close(reason: String) { conn.close(reason: reason) }
     private var closeReason: String { conn.closeReason }
 
@@ -247,7 +247,7 @@ final class ClientHandler: ConnectionHandler, SessionSink {
         node.refusal("peer link refused", level: .warning, metadata: ["conn": "\(id)", "from": "\(address)", "reason": "\(why)"])
         let p = Payload.line(PeerMessage.error(reason: why).encoded)
         send(p, length: p.count)
-        closeAfterFlush(reason: why, graceMs: 200)
+        closeAfterFlush(reason: why, graceMs: Tunables.refusalGraceMs)
     }
 
     func tlsFailed(_ reason: String) {
@@ -269,7 +269,7 @@ final class ClientHandler: ConnectionHandler, SessionSink {
         if let session {
             send(node.hub.exit, length: node.hub.exit.length(for: session.framing))
         }
-        closeAfterFlush(reason: "node stopping", graceMs: 500)
+        closeAfterFlush(reason: "node stopping", graceMs: Tunables.stoppingGraceMs)
     }
 
     // MARK: Closing

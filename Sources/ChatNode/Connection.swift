@@ -126,7 +126,7 @@ final class Connection {
         // A TLS dialer speaks first: its ClientHello goes out this turn.
         if status == 0, let tls, state == .open {
             _ = tls.read(UnsafeRawBufferPointer(start: nil, count: 0), scratch: loop.plainBuffer,
-                         scratchSize: EventLoop.plainBufferSize) { _ in true }
+                         scratchSize: Tunables.tlsPlainBufferBytes) { _ in true }
             scheduleFlush()
         }
     }
@@ -208,7 +208,7 @@ final class Connection {
             }
         }
         var notified = tls.established
-        let outcome = tls.read(bytes, scratch: loop.plainBuffer, scratchSize: EventLoop.plainBufferSize) { plain in
+        let outcome = tls.read(bytes, scratch: loop.plainBuffer, scratchSize: Tunables.tlsPlainBufferBytes) { plain in
             if !notified { notified = true; handler?.tlsEstablished() }
             guard state == .open, let h = handler else { return false }
             h.didRead(plain)
@@ -237,7 +237,7 @@ final class Connection {
         guard state == .open else { return }
         handler?.tlsFailed(why)
         // The alert OpenSSL queued goes out before the close.
-        closeAfterFlush(reason: why, graceMs: 200)
+        closeAfterFlush(reason: why, graceMs: Tunables.refusalGraceMs)
     }
 
     private func scheduleFlush() {
@@ -334,7 +334,7 @@ final class Connection {
     private func flushTLS(_ tls: TLSSession) {
         if tls.established && !outbox.isEmpty {
             let scratch = loop.plainBuffer
-            let cap = EventLoop.plainBufferSize
+            let cap = Tunables.tlsPlainBufferBytes
             var used = 0
             var ok = true
             while ok, let e = outbox.popFirst() {
@@ -416,7 +416,7 @@ final class Connection {
         inflightWrites -= 1
         if backlogCap != nil && state != .closed { noteBacklog(uv_stream_get_write_queue_size(cuv_stream(tcp))) }
         batch.reset()
-        if loop.freeBatches.count < EventLoop.maxFreeBatches { loop.freeBatches.append(batch) }
+        if loop.freeBatches.count < Tunables.maxFreeWriteBatches { loop.freeBatches.append(batch) }
         if status < 0 {
             if status != UV_ECANCELED.rawValue { close(reason: "write error: \(uvError(status))") }
             return
@@ -489,7 +489,6 @@ private func onWrite(_ req: UnsafeMutablePointer<uv_write_t>?, _ status: Int32) 
 /// One `uv_write` in flight and the payloads its buffers point into: libuv reads them until
 /// the write callback, so they stay referenced here until then. Reused by its connection.
 final class WriteBatch {
-    static let maxBufs = 1024
     let req = UnsafeMutablePointer<uv_write_t>.allocate(capacity: 1)
     /// Taken from the outbox whole when it fits (an array swap), with their queue references.
     private var payloads = ContiguousArray<Outbox.Entry>()
@@ -497,10 +496,10 @@ final class WriteBatch {
     unowned(unsafe) var conn: Connection?
     var count: Int { payloads.count }
 
-    /// Takes up to `maxBufs` entries from `outbox` and writes their descriptors to `bufs`
+    /// Takes up to `Tunables.maxWriteBufs` entries from `outbox` and writes their descriptors to `bufs`
     /// (the loop's scratch array, which `uv_write` copies). Returns the bytes taken.
     func fill(from outbox: Outbox, into bufs: UnsafeMutablePointer<uv_buf_t>) -> Int {
-        let bytes = outbox.take(upTo: WriteBatch.maxBufs, into: &payloads)
+        let bytes = outbox.take(upTo: Tunables.maxWriteBufs, into: &payloads)
         payloads.withUnsafeBufferPointer { all in
             for (i, e) in all.enumerated() {
                 let base = e.payload._withUnsafeGuaranteedRef { $0.bytes.baseAddress! }

@@ -1,4 +1,8 @@
 import CUV
+import ChatCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One libuv loop and what every connection on it shares: the read buffer and the
 /// list of connections with output to flush (SPEC.md §3, DEVELOPERS "one loop, no locks").
@@ -7,14 +11,12 @@ final class EventLoop {
     let raw: UnsafeMutablePointer<uv_loop_t>
     /// Reads run one at a time, so one buffer serves every connection (libuv's `alloc_cb` idiom).
     let readBuffer: UnsafeMutableRawPointer
-    static let readBufferSize = 65_536
     /// Plaintext for TLS connections: a decrypted chunk on its way to a handler, or queued
     /// output coalesced into one record at flush (never both at once: flushes run at the
     /// end of the turn, reads before).
     let plainBuffer: UnsafeMutableRawPointer
-    static let plainBufferSize = 16_384
     /// Buffer descriptors for the `uv_write` being issued (libuv copies them).
-    let writeBufs = UnsafeMutablePointer<uv_buf_t>.allocate(capacity: WriteBatch.maxBufs)
+    let writeBufs = UnsafeMutablePointer<uv_buf_t>.allocate(capacity: Tunables.maxWriteBufs)
     /// Connections with queued output or a pending close, handled once per loop turn.
     private var pending: [Connection] = []
     private let prepare: UnsafeMutablePointer<uv_prepare_t>
@@ -25,14 +27,13 @@ final class EventLoop {
     /// Write batches whose write completed, for reuse by any connection: a pool per loop,
     /// not per connection, so an idle session holds none (each is ~300 bytes).
     var freeBatches: [WriteBatch] = []
-    static let maxFreeBatches = 256
     private var prepareClosed = false
 
     init() {
         raw = .allocate(capacity: 1)
         precondition(uv_loop_init(raw) == 0, "uv_loop_init failed")
-        readBuffer = .allocate(byteCount: EventLoop.readBufferSize, alignment: 16)
-        plainBuffer = .allocate(byteCount: EventLoop.plainBufferSize, alignment: 16)
+        readBuffer = .allocate(byteCount: Tunables.readBufferBytes, alignment: 16)
+        plainBuffer = .allocate(byteCount: Tunables.tlsPlainBufferBytes, alignment: 16)
         prepare = .allocate(capacity: 1)
         uv_prepare_init(raw, prepare)
         prepare.pointee.data = Unmanaged.passUnretained(self).toOpaque()
@@ -99,7 +100,7 @@ private func onPrepareClosed(_ h: UnsafeMutablePointer<uv_handle_t>?) {
 /// Fills `alloc_cb` with the loop's shared read buffer.
 func onAlloc(_ h: UnsafeMutablePointer<uv_handle_t>?, _ suggested: Int, _ buf: UnsafeMutablePointer<uv_buf_t>?) {
     let c = Unmanaged<Connection>.fromOpaque(h!.pointee.data).takeUnretainedValue()
-    buf!.pointee = uv_buf_init(c.loop.readBuffer.assumingMemoryBound(to: CChar.self), UInt32(EventLoop.readBufferSize))
+    buf!.pointee = uv_buf_init(c.loop.readBuffer.assumingMemoryBound(to: CChar.self), UInt32(Tunables.readBufferBytes))
 }
 
 /// libuv's error name and message, for logs.

@@ -1,4 +1,5 @@
 import CUV
+import ChatCore
 
 /// A listening TCP socket: resolves the configured host, binds, and reports new connections.
 /// Called on the node's loop thread only.
@@ -28,7 +29,7 @@ final class Listener {
         tcp.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         var rc = address.withUnsafeBytes { uv_tcp_bind(tcp, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), 0) }
         // Enough backlog for bursts of logins; the kernel caps it at somaxconn.
-        if rc == 0 { rc = uv_listen(cuv_stream(tcp), 4096, onListen) }
+        if rc == 0 { rc = uv_listen(cuv_stream(tcp), Tunables.listenBacklog, onListen) }
         if rc != 0 {
             let text = address.withUnsafeBytes { formatAddress($0.baseAddress!.assumingMemoryBound(to: sockaddr.self)) }
             close()

@@ -108,13 +108,13 @@ final class MetricsHandler: ConnectionHandler {
 
     func start() {
         conn.startReading()
-        conn.setTimer(5000)
+        conn.setTimer(Tunables.metricsTimeoutMs)
     }
 
     func didRead(_ bytes: UnsafeRawBufferPointer) {
         request.append(contentsOf: bytes)
         guard let end = request.firstRange(of: [13, 10, 13, 10]) else {
-            if request.count > 8192 { respond(431, "request header too large\n") }
+            if request.count > Tunables.maxMetricsRequestBytes { respond(431, "request header too large\n") }
             return
         }
         let head = String(decoding: request[..<end.lowerBound], as: UTF8.self)

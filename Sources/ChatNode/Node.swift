@@ -55,10 +55,8 @@ public final class Node {
     private(set) var metrics: NodeMetrics?
     private var metricsListener: Listener?
 
-    /// How long stopping may take before remaining connections are cut.
-    static let stopGraceMs: UInt64 = 1500
-    /// Period of the housekeeping timer: heartbeats, dead-node checks, dialing.
-    static let cronMs: UInt64 = 100
+    /// Period of the housekeeping timer (`Tunables.cronMs`).
+    static let cronMs = Tunables.cronMs
 
     /// The address the node really listens on (`127.0.0.1:40123`).
     public var listeningAddress: String { listener?.boundAddress ?? "" }
@@ -201,7 +199,7 @@ public final class Node {
 
     private func acceptMetrics(_ status: Int32) {
         guard status == 0, let server = metricsListener?.tcp else { return }
-        let conn = Connection(loop: loop, maxQueueBytes: 16 * 1024 * 1024)
+        let conn = Connection(loop: loop, maxQueueBytes: Tunables.metricsQueueBytes)
         let h = MetricsHandler(node: self, conn: conn)
         conn.handler = h
         if let tls { conn.detectTLS(tls) }
@@ -279,7 +277,7 @@ public final class Node {
             let redial = (link.dialer != nil) == (existing.dialer != nil)
             if !redial && (oldIsPreferred || !newIsPreferred) {
                 link.send(.error(reason: "duplicate link"))
-                link.conn.closeAfterFlush(reason: "duplicate link", graceMs: 200)
+                link.conn.closeAfterFlush(reason: "duplicate link", graceMs: Tunables.refusalGraceMs)
                 return
             }
             links[remote] = link
@@ -288,7 +286,7 @@ public final class Node {
                     "peer": "\(remote)", "old": "\(existing.address)", "new": "\(link.address)"])
             }
             existing.send(.error(reason: "duplicate link"))
-            existing.conn.closeAfterFlush(reason: "duplicate link", graceMs: 200)
+            existing.conn.closeAfterFlush(reason: "duplicate link", graceMs: Tunables.refusalGraceMs)
             cluster.linkUp(remote, advertise: advertise, nowMs: loop.nowMs)
             return
         }
@@ -354,7 +352,7 @@ public final class Node {
         }
         forgetGoneAddresses(nowMs: now)
         for d in dialers.values where d.link == nil && !d.resolving && now >= d.nextAttemptMs {
-            if let n = d.node, links[n] != nil { d.retryLater(nowMs: now, ms: 1000); continue }
+            if let n = d.node, links[n] != nil { d.retryLater(nowMs: now, ms: Tunables.dialDuplicateRetryMs); continue }
             if d.address == cluster.advertise { continue }
             dial(d)
         }
@@ -384,7 +382,7 @@ public final class Node {
     fileprivate func stop(signal: Int32) {
         guard !stopping else { return }
         stopping = true
-        stopDeadlineMs = loop.nowMs + Node.stopGraceMs
+        stopDeadlineMs = loop.nowMs + Tunables.stopGraceMs
         logger.notice("stopping", metadata: ["signal": "\(signal == SIGINT ? "SIGINT" : "SIGTERM")",
                                               "connections": "\(connections.count)"])
         listener?.close()
@@ -399,7 +397,7 @@ public final class Node {
             if let client = c.handler as? ClientHandler { client.sayGoodbye() } else if let web = c.handler as? WebHandler {
                 web.sayGoodbye()
             } else {
-                c.closeAfterFlush(reason: "node stopping", graceMs: 500)
+                c.closeAfterFlush(reason: "node stopping", graceMs: Tunables.stoppingGraceMs)
             }
         }
         if connections.isEmpty { closeCron() }
@@ -442,7 +440,7 @@ extension Node: ClusterTransport {
         }
         let d = PeerDialer(address: address, node: node, learned: true)
         // Linked now: the first dial waits until the link is gone.
-        if links[node] != nil { d.retryLater(nowMs: loop.nowMs, ms: 1000) }
+        if links[node] != nil { d.retryLater(nowMs: loop.nowMs, ms: Tunables.dialDuplicateRetryMs) }
         dialers[address] = d
     }
 }

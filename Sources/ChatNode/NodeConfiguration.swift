@@ -13,12 +13,12 @@ public struct NodeConfiguration: Sendable {
     public var advertise: String?
     /// The cluster secret (`--cluster-secret-file`), or nil for an open cluster.
     public var clusterSecret: [UInt8]?
-    /// `--heartbeat-ms`, 1000.
-    public var heartbeatMs: UInt64 = 1000
-    /// `--peer-timeout-ms`, 3000: a node silent this long is dead.
-    public var peerTimeoutMs: UInt64 = 3000
-    /// `--peer-queue-bytes`, 16 MiB: a peer link's outgoing queue; past it the link is dropped and redialed.
-    public var peerQueueBytes: Int = 16 * 1024 * 1024
+    /// `--heartbeat-ms` (`Tunables.heartbeatMs`).
+    public var heartbeatMs = Tunables.heartbeatMs
+    /// `--peer-timeout-ms` (`Tunables.peerTimeoutMs`): a node silent this long is dead.
+    public var peerTimeoutMs = Tunables.peerTimeoutMs
+    /// `--peer-queue-bytes` (`Tunables.peerQueueBytes`): a peer link's outgoing queue; past it the link is dropped and redialed.
+    public var peerQueueBytes = Tunables.peerQueueBytes
     /// `--metrics HOST:PORT`: where Prometheus metrics are served; nil for none.
     public var metricsAddress: String?
     /// `--web-origins`: origins besides the node's own host whose pages may open WebSocket sessions.

@@ -94,7 +94,7 @@ final class PeerLink: ConnectionHandler {
             conn.loop.stats.peerProtocolErrors += 1
             node.refusal("peer link dropped: protocol error", metadata: ["peer": "\(remote?.text ?? address)", "reason": "\(reason)"])
             send(.error(reason: reason))
-            conn.closeAfterFlush(reason: reason, graceMs: 200)
+            conn.closeAfterFlush(reason: reason, graceMs: Tunables.refusalGraceMs)
         case .peerClosed(let reason):
             log.notice("peer closed the link", metadata: ["peer": "\(remote?.text ?? address)", "reason": "\(reason)"])
             conn.close(reason: "peer sent ERROR \(reason)")
@@ -149,8 +149,8 @@ final class PeerDialer {
     var resolution: Resolution?
     private(set) var nextAttemptMs: UInt64 = 0
     private var backoffMs = PeerDialer.minBackoffMs
-    static let minBackoffMs: UInt64 = 200
-    static let maxBackoffMs: UInt64 = 2000
+    static let minBackoffMs = Tunables.dialMinBackoffMs
+    static let maxBackoffMs = Tunables.dialMaxBackoffMs
 
     /// Learned from gossip (not a `--peer`): bounded, and forgotten when its node is gone.
     let learned: Bool

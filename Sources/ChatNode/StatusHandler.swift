@@ -6,7 +6,7 @@ import ChatCore
 final class StatusHandler: ConnectionHandler {
     private unowned let node: Node
     let conn: Connection
-    private var framer = MessageFramer(maxBytes: 256)
+    private var framer = MessageFramer(maxBytes: Tunables.maxStatusLineBytes)
     private let nonce: String
 
     init(node: Node, conn: Connection) {
@@ -18,7 +18,7 @@ final class StatusHandler: ConnectionHandler {
     func start(rest: [UInt8]) {
         let p = Payload.line("NONCE \(nonce)")
         conn.send(p, length: p.count)
-        conn.setTimer(5000)
+        conn.setTimer(Tunables.statusTimeoutMs)
         if !rest.isEmpty { rest.withUnsafeBytes { didRead($0) } }
     }
 

@@ -245,7 +245,7 @@ final class WebHandler: ConnectionHandler, SessionSink {
         if session != nil { sendText(node.hub.exit) }
         if phase == .webSocket { sendFrame(.close, WebSocket.closePayload(WebSocket.CloseCode.goingAway.rawValue, reason: "node stopping")) }
         phase = .done
-        conn.closeAfterFlush(reason: "node stopping", graceMs: 500)
+        conn.closeAfterFlush(reason: "node stopping", graceMs: Tunables.stoppingGraceMs)
     }
 
     // MARK: Timer

@@ -48,11 +48,11 @@ struct ServerCommand: ParsableCommand {
     @Option(help: ArgumentHelp("File holding the shared cluster secret (also TCP_CHAT_CLUSTER_SECRET_FILE).", valueName: "FILE"))
     var clusterSecretFile: String?
     @Option(help: "Milliseconds between heartbeats to peers.")
-    var heartbeatMs = 1000
+    var heartbeatMs = Int(Tunables.heartbeatMs)
     @Option(help: "Milliseconds of silence after which a peer node counts as dead.")
-    var peerTimeoutMs = 3000
+    var peerTimeoutMs = Int(Tunables.peerTimeoutMs)
     @Option(help: "A peer link's outgoing queue in bytes; past it the link is dropped and redialed.")
-    var peerQueueBytes = 16 * 1024 * 1024
+    var peerQueueBytes = Tunables.peerQueueBytes
     @Option(help: ArgumentHelp("Serve Prometheus metrics on GET /metrics (and GET /healthz) at this address.", valueName: "HOST:PORT"))
     var metrics: String?
     @Option(help: ArgumentHelp("TLS certificate chain (PEM, the node's certificate first): turns TLS on, on the same port (docs/tls.md).", valueName: "FILE"))
@@ -92,9 +92,9 @@ struct ServerCommand: ParsableCommand {
                 }
             }
         }
-        guard heartbeatMs >= 10 else { throw ValidationError("--heartbeat-ms must be at least 10") }
+        guard heartbeatMs >= Int(Tunables.minHeartbeatMs) else { throw ValidationError("--heartbeat-ms must be at least \(Tunables.minHeartbeatMs)") }
         guard peerTimeoutMs > heartbeatMs else { throw ValidationError("--peer-timeout-ms must exceed --heartbeat-ms") }
-        guard peerQueueBytes >= 65536 else { throw ValidationError("--peer-queue-bytes must be at least 65536") }
+        guard peerQueueBytes >= Tunables.minPeerQueueBytes else { throw ValidationError("--peer-queue-bytes must be at least \(Tunables.minPeerQueueBytes)") }
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
         if tlsCa != nil && tlsCert == nil { throw ValidationError("--tls-ca needs --tls-cert and --tls-key") }
         guard tlsClients == "optional" || tlsClients == "required" else {

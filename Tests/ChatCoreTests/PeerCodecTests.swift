@@ -188,7 +188,7 @@ import Testing
         c.observe(UInt64(Int64.max), wallMs: 1000)
         #expect(c.last < HybridClock.pack(ms: 1001, counter: 0))
         // Within the allowed drift it is followed.
-        let ahead = HybridClock.pack(ms: 1000 + HybridClock.maxDriftMs, counter: 7)
+        let ahead = HybridClock.pack(ms: 1000 + Tunables.maxClockDriftMs, counter: 7)
         c.observe(ahead, wallMs: 1000)
         #expect(c.now(wallMs: 1000) == ahead + 1)
     }

@@ -37,14 +37,11 @@ public struct HybridClock: Sendable {
         return last
     }
 
-    /// How far ahead of the local wall clock a received timestamp may move this clock.
-    public static let maxDriftMs: UInt64 = 60_000
-
-    /// Takes in a timestamp from another node. One from further ahead than `maxDriftMs` (a
+    /// Takes in a timestamp from another node. One from further ahead than `Tunables.maxClockDriftMs` (a
     /// broken clock, or a hostile peer) is not followed: a clock dragged near the top of the
     /// range would issue timestamps the codec refuses (docs/cluster-protocol.md §5).
     public mutating func observe(_ ts: UInt64, wallMs: UInt64) {
-        guard ts <= HybridClock.pack(ms: wallMs &+ HybridClock.maxDriftMs, counter: 0xFFFF) else { return }
+        guard ts <= HybridClock.pack(ms: wallMs &+ Tunables.maxClockDriftMs, counter: 0xFFFF) else { return }
         if ts > last { last = ts }
     }
 }

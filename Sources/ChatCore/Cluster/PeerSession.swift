@@ -1,11 +1,9 @@
 /// Everything a peer link decides (docs/cluster-protocol.md §1, §3), without the socket:
 /// bytes are cut into lines (at most `Limits.maxPreAuthLineBytes` until the handshake is
-/// done, `maxLineBytes` after), handshake lines go to the `PeerHandshake`, an `ERROR` ends
+/// done, `Tunables.maxPeerLineBytes` after), handshake lines go to the `PeerHandshake`, an `ERROR` ends
 /// the link, and an open link's lines go to the `Cluster`. The runtime (`PeerLink`) feeds
 /// it bytes and acts on the events; the `peer_session` fuzz target drives it the same way.
 public struct PeerSession {
-    /// Longest peer line once the link is open: a STATE line lists every name a node holds.
-    public static let maxLineBytes = 16 * 1024 * 1024
 
     public enum Event: Equatable {
         /// Send this message to the peer.
@@ -83,7 +81,7 @@ public struct PeerSession {
             emit(.refused(reason: LogSafe.text(reason)))
         case .established(let id, let adv):
             remote = id
-            framer.maxBytes = PeerSession.maxLineBytes
+            framer.maxBytes = Tunables.maxPeerLineBytes
             emit(.established(node: id, advertise: adv))
         }
     }

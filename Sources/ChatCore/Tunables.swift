@@ -1,0 +1,67 @@
+/// Every tunable of a node that is not a client limit (those are `Limits`, with their flags):
+/// peer-link defaults, runtime timings, endpoint caps and loop buffer sizes, one line each.
+/// The command line (`ServerCommand`), `NodeConfiguration` and the runtime read them from
+/// here; nothing else spells these numbers (CONTRIBUTING.md, "Where things go").
+public enum Tunables {
+    // MARK: Peer links (defaults of their flags)
+
+    /// `--heartbeat-ms`, 1000: how often a node heartbeats to its neighbors.
+    public static let heartbeatMs: UInt64 = 1000
+    /// `--heartbeat-ms` is at least this.
+    public static let minHeartbeatMs: UInt64 = 10
+    /// `--peer-timeout-ms`, 3000: a node silent this long is dead.
+    public static let peerTimeoutMs: UInt64 = 3000
+    /// `--peer-queue-bytes`, 16 MiB: a peer link's outgoing queue; past it the link is dropped and redialed.
+    public static let peerQueueBytes = 16 * 1024 * 1024
+    /// `--peer-queue-bytes` is at least this.
+    public static let minPeerQueueBytes = 65_536
+    /// Longest peer line once a link is open: a STATE line lists every name a node holds.
+    public static let maxPeerLineBytes = 16 * 1024 * 1024
+    /// First redial delay of a peer address after a failed attempt; doubled per failure.
+    public static let dialMinBackoffMs: UInt64 = 200
+    /// Longest redial delay of a peer address.
+    public static let dialMaxBackoffMs: UInt64 = 2000
+    /// A dialer whose node is already linked (a duplicate) tries again after this long.
+    public static let dialDuplicateRetryMs: UInt64 = 1000
+    /// How far ahead of the local wall clock a received timestamp may move the hybrid clock.
+    public static let maxClockDriftMs: UInt64 = 60_000
+
+    // MARK: Node runtime
+
+    /// Period of the housekeeping timer: heartbeats, dead-node checks, dialing.
+    public static let cronMs: UInt64 = 100
+    /// How long stopping may take before remaining connections are cut.
+    public static let stopGraceMs: UInt64 = 1500
+    /// `listen(2)` backlog of the node's and the metrics endpoint's sockets.
+    public static let listenBacklog: Int32 = 4096
+    /// How long a connection closing after its last words may take to flush them.
+    public static let closeGraceMs: UInt64 = 1000
+    /// … after a refusal (a bad handshake, a duplicate link, an `ERROR`).
+    public static let refusalGraceMs: UInt64 = 200
+    /// … when the node stops (`/exit` to every client).
+    public static let stoppingGraceMs: UInt64 = 500
+
+    // MARK: Status and metrics endpoints
+
+    /// A `tcp_chat status` caller has this long to prove itself and be answered.
+    public static let statusTimeoutMs: UInt64 = 5000
+    /// Longest line a status caller may send (`AUTH <64 hex>` or `PUBLIC`).
+    public static let maxStatusLineBytes = 256
+    /// A metrics scrape has this long to send its request and be answered.
+    public static let metricsTimeoutMs: UInt64 = 5000
+    /// Largest HTTP request head a metrics scrape may send; past it the answer is 431.
+    public static let maxMetricsRequestBytes = 8192
+    /// A metrics connection's outgoing queue (one `/metrics` page).
+    public static let metricsQueueBytes = 16 * 1024 * 1024
+
+    // MARK: Loop buffers (read on the hot path: inlinable, so they fold to constants)
+
+    /// The loop's one read buffer, shared by every connection.
+    @inlinable public static var readBufferBytes: Int { 65_536 }
+    /// The loop's TLS plaintext buffer: one decrypted chunk, or one coalesced 16 KiB record.
+    @inlinable public static var tlsPlainBufferBytes: Int { 16_384 }
+    /// Most buffers in one `uv_write` (one per queued payload).
+    @inlinable public static var maxWriteBufs: Int { 1024 }
+    /// Completed write batches the loop keeps for reuse.
+    @inlinable public static var maxFreeWriteBatches: Int { 256 }
+}
