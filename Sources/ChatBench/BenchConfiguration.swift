@@ -46,7 +46,7 @@ public struct BenchConfiguration: Sendable, Equatable {
     public func problems() -> [String] {
         var out: [String] = []
         if targets.isEmpty { out.append("give at least one --target") }
-        for t in targets + sendTargets where HostPort.parse(t) == nil {
+        for t in targets + sendTargets where HostPort(t) == nil {
             out.append("'\(t)' is not HOST:PORT (IPv6 as [ADDR]:PORT)")
         }
         if clients < 1 || clients > 100_000 { out.append("--clients must be 1…100000") }
@@ -76,25 +76,4 @@ public struct BenchConfiguration: Sendable, Equatable {
 
     /// The hard deadline of a run: the phases, the connect timeout and 10 s.
     public var hardDeadlineSeconds: Double { warmup + duration + drain + connectTimeout + 10 }
-}
-
-/// `HOST:PORT`, an IPv6 host in brackets.
-public struct HostPort: Equatable, Sendable, CustomStringConvertible {
-    public var host: String
-    public var port: Int
-
-    public static func parse(_ s: String) -> HostPort? {
-        guard let colon = s.lastIndex(of: ":"), colon > s.startIndex,
-              let port = Int(s[s.index(after: colon)...]), (1...65535).contains(port) else { return nil }
-        var host = String(s[..<colon])
-        if host.hasPrefix("[") {
-            guard host.hasSuffix("]"), host.count > 2 else { return nil }
-            host = String(host.dropFirst().dropLast())
-        } else if host.contains(":") {
-            return nil
-        }
-        return HostPort(host: host, port: port)
-    }
-
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }

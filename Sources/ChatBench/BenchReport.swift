@@ -1,3 +1,4 @@
+import ChatCore
 import Histogram
 
 /// Latency percentiles in microseconds, from an HdrHistogram of nanoseconds.
@@ -246,30 +247,9 @@ struct JSONWriter {
     }
     mutating func field<I: BinaryInteger>(_ key: String, _ v: I) { raw(key, "\(v)") }
     mutating func field(_ key: String, number: Double, digits: Int) { raw(key, Fmt.fixed(number, digits)) }
-    mutating func field(_ key: String, string: String) { raw(key, JSONWriter.quote(string)) }
-    mutating func field(_ key: String, strings: [String]) { raw(key, "[" + strings.map(JSONWriter.quote).joined(separator: ",") + "]") }
+    mutating func field(_ key: String, string: String) { raw(key, JSON.quoted(string)) }
+    mutating func field(_ key: String, strings: [String]) { raw(key, "[" + strings.map(JSON.quoted).joined(separator: ",") + "]") }
     func finish() -> String { "{" + body + "}" }
-
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 {
-                    let h = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out + "\""
-    }
 }
 
 /// Number formatting without Foundation.

@@ -1,3 +1,4 @@
+import ChatCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -27,9 +28,9 @@ public enum ChatBench {
         }
         let probeNs = UInt64(config.connectTimeout * 1e9)
         var targets: [ResolvedTarget] = []
-        for t in config.targets { targets.append(try BenchSockets.reachable(HostPort.parse(t)!, timeoutNs: probeNs)) }
+        for t in config.targets { targets.append(try BenchSockets.reachable(HostPort(t)!, timeoutNs: probeNs)) }
         var sendTargets: [ResolvedTarget] = []
-        for t in config.sendTargets { sendTargets.append(try BenchSockets.reachable(HostPort.parse(t)!, timeoutNs: probeNs)) }
+        for t in config.sendTargets { sendTargets.append(try BenchSockets.reachable(HostPort(t)!, timeoutNs: probeNs)) }
 
         benchStopRequested = 0
         let onStop: @convention(c) (Int32) -> Void = { _ in benchStopRequested = 1 }

@@ -1,3 +1,4 @@
+import ChatCore
 import COpenSSL
 import Histogram
 #if canImport(Glibc)
@@ -363,7 +364,7 @@ struct LoadEngine {
                 return
             }
             if let tls {
-                let host = HostPort.parse(targetText(i))?.host ?? ""
+                let host = HostPort(targetText(i))?.host ?? ""
                 guard let ssl = tls.session(fd: s.pointee.fd, host: host) else {
                     failClient(i, cause: .connect, why: "cannot set up TLS")
                     return

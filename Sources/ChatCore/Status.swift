@@ -58,6 +58,13 @@ public indirect enum JSON: Equatable, Sendable {
         }
     }
 
+    /// `s` as a JSON string: quotes, backslashes and C0/C1 control characters escaped.
+    public static func quoted(_ s: String) -> String {
+        var out = ""
+        quote(s, into: &out)
+        return out
+    }
+
     private static func quote(_ s: String, into out: inout String) {
         out += "\""
         for u in s.unicodeScalars {

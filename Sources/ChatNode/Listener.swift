@@ -74,59 +74,19 @@ func resolve(loop: EventLoop, host: String, port: Int) throws -> [UInt8] {
         throw Listener.Failure.resolve(host, uvError(rc))
     }
     defer { uv_freeaddrinfo(first) }
+    guard let address = preferredAddress(first) else { throw Listener.Failure.resolve(host, "no address") }
+    return address
+}
+
+/// The socket address to use from a `getaddrinfo` list: the first IPv4 one, else the first.
+func preferredAddress(_ list: UnsafeMutablePointer<addrinfo>) -> [UInt8]? {
     var chosen: UnsafeMutablePointer<addrinfo>? = nil
-    var p: UnsafeMutablePointer<addrinfo>? = first
+    var p: UnsafeMutablePointer<addrinfo>? = list
     while let ai = p {
         if ai.pointee.ai_family == AF_INET { chosen = ai; break }
         if chosen == nil { chosen = ai }
         p = ai.pointee.ai_next
     }
-    guard let ai = chosen, let sa = ai.pointee.ai_addr else { throw Listener.Failure.resolve(host, "no address") }
+    guard let ai = chosen, let sa = ai.pointee.ai_addr else { return nil }
     return Array(UnsafeRawBufferPointer(start: sa, count: Int(ai.pointee.ai_addrlen)))
-}
-
-/// Resolves `host` on libuv's thread pool, so a slow DNS server never stalls the loop;
-/// `done` runs on the loop with the address bytes, or nil and the error text.
-final class Resolution {
-    private let req = UnsafeMutablePointer<uv_getaddrinfo_t>.allocate(capacity: 1)
-    private let done: ([UInt8]?, String) -> Void
-
-    private init(done: @escaping ([UInt8]?, String) -> Void) { self.done = done }
-    deinit { req.deallocate() }
-
-    @discardableResult
-    static func start(loop: EventLoop, host: String, port: Int, done: @escaping ([UInt8]?, String) -> Void) -> Resolution {
-        let r = Resolution(done: done)
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        r.req.pointee.data = Unmanaged.passRetained(r).toOpaque()
-        let rc = uv_getaddrinfo(loop.raw, r.req, onResolved, host, String(port), &hints)
-        if rc != 0 {
-            Unmanaged<Resolution>.fromOpaque(r.req.pointee.data).release()
-            done(nil, uvError(rc))
-        }
-        return r
-    }
-
-    /// Gives up on a lookup not yet started (at stop); `done` then reports the cancellation.
-    func cancel() { uv_cancel(UnsafeMutableRawPointer(req).assumingMemoryBound(to: uv_req_t.self)) }
-
-    fileprivate func finished(_ status: Int32, _ list: UnsafeMutablePointer<addrinfo>?) {
-        defer { if let list { uv_freeaddrinfo(list) } }
-        guard status == 0, let list else { return done(nil, uvError(status)) }
-        var chosen: UnsafeMutablePointer<addrinfo>? = nil
-        var p: UnsafeMutablePointer<addrinfo>? = list
-        while let ai = p {
-            if ai.pointee.ai_family == AF_INET { chosen = ai; break }
-            if chosen == nil { chosen = ai }
-            p = ai.pointee.ai_next
-        }
-        guard let ai = chosen, let sa = ai.pointee.ai_addr else { return done(nil, "no address") }
-        done(Array(UnsafeRawBufferPointer(start: sa, count: Int(ai.pointee.ai_addrlen))), "")
-    }
-}
-
-private func onResolved(_ req: UnsafeMutablePointer<uv_getaddrinfo_t>?, _ status: Int32, _ res: UnsafeMutablePointer<addrinfo>?) {
-    let r = Unmanaged<Resolution>.fromOpaque(req!.pointee.data).takeRetainedValue()
-    r.finished(status, res)
 }

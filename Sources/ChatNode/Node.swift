@@ -81,9 +81,7 @@ public final class Node {
         do {
             bound = try Listener(loop: loop, host: config.host, port: config.port) { _ in }
         } catch {
-            uv_close(cuv_handle(cron), onTimerClosed)
-            loop.closeOwnHandles()
-            _ = loop.finish()
+            Node.abandonInit(loop: loop, cron: cron, listener: nil)
             throw error
         }
         var g = SystemRandomNumberGenerator()
@@ -101,19 +99,16 @@ public final class Node {
         uv_timer_start(cron, onCron, Node.cronMs, Node.cronMs)
         for peer in config.peers { dialers[peer] = PeerDialer(address: peer) }
         if let m = config.metricsAddress {
-            let (host, port) = splitHostPort(m)
             let metrics = NodeMetrics()
             self.metrics = metrics
             cluster.onClaimSettled = { us in metrics.claimLatency.record(Double(us) / 1_000_000) }
             do {
-                metricsListener = try Listener(loop: loop, host: host, port: port ?? 0) { [unowned self] status in
+                guard let at = HostPort(m, allowPortZero: true) else { throw Listener.Failure.resolve(m, "not HOST:PORT") }
+                metricsListener = try Listener(loop: loop, host: at.host, port: at.port) { [unowned self] status in
                     self.acceptMetrics(status)
                 }
             } catch {
-                listener?.close()
-                uv_close(cuv_handle(cron), onTimerClosed)
-                loop.closeOwnHandles()
-                _ = loop.finish()
+                Node.abandonInit(loop: loop, cron: cron, listener: listener)
                 throw error
             }
         }
@@ -124,6 +119,14 @@ public final class Node {
             uv_signal_start(h, onSignal, sig)
             signals.append(h)
         }
+    }
+
+    /// Undoes a failed `init`: closes what it opened and runs the loop until every handle is closed.
+    private static func abandonInit(loop: EventLoop, cron: UnsafeMutablePointer<uv_timer_t>, listener: Listener?) {
+        listener?.close()
+        uv_close(cuv_handle(cron), onTimerClosed)
+        loop.closeOwnHandles()
+        _ = loop.finish()
     }
 
     /// Serves until stopped. Returns the process exit code.
@@ -251,10 +254,7 @@ public final class Node {
 
     /// 32 random hex digits, fresh for each handshake.
     func newNonce() -> String {
-        (0..<2).map { _ in
-            let hex = String(UInt64.random(in: .min ... .max, using: &rng), radix: 16)
-            return String(repeating: "0", count: 16 - hex.count) + hex
-        }.joined()
+        Hex.encode(UInt64.random(in: .min ... .max, using: &rng)) + Hex.encode(UInt64.random(in: .min ... .max, using: &rng))
     }
 
     /// `binding`: the link's TLS exporter value (empty on plain TCP), which every proof covers
@@ -307,10 +307,9 @@ public final class Node {
     /// Resolves (off the loop) and dials a peer address.
     private func dial(_ d: PeerDialer) {
         d.attempting(nowMs: loop.nowMs)
-        let (host, port) = splitHostPort(d.address)
-        guard let port else { return }
+        guard let at = HostPort(d.address) else { return }
         d.resolving = true
-        let r = Resolution.start(loop: loop, host: host, port: port) { [unowned self] address, error in
+        let r = Resolution.start(loop: loop, host: at.host, port: at.port) { [unowned self] address, error in
             d.resolving = false
             d.resolution = nil  // the lookup holds this closure, which holds the dialer: break the cycle
             resolutions.removeAll { $0 === d }
@@ -319,7 +318,7 @@ public final class Node {
                 logger.info("cannot resolve peer address; will retry", metadata: ["peer": "\(d.address)", "error": "\(error)"])
                 return
             }
-            connect(d, to: address, host: host)
+            connect(d, to: address, host: at.host)
         }
         if d.resolving { d.resolution = r; resolutions.append(d) }
     }
@@ -460,14 +459,6 @@ extension Node {
             }
         }
     }
-}
-
-/// "host:port" or "[v6]:port" → (host, port).
-func splitHostPort(_ s: String) -> (String, Int?) {
-    guard let colon = s.lastIndex(of: ":") else { return (s, nil) }
-    var host = String(s[..<colon])
-    if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-    return (host, Int(s[s.index(after: colon)...]))
 }
 
 private func onSignal(_ h: UnsafeMutablePointer<uv_signal_t>?, _ signum: Int32) {

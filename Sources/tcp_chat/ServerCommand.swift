@@ -79,10 +79,10 @@ struct ServerCommand: ParsableCommand {
         guard maxConnections >= 0 else { throw ValidationError("--max-connections must be 0 or more") }
         guard maxPendingConnections >= 0 else { throw ValidationError("--max-pending-connections must be 0 or more") }
         guard maxTotalQueueBytes >= 65536 else { throw ValidationError("--max-total-queue-bytes must be at least 65536") }
-        for p in peers + [advertise].compactMap({ $0 }) where !isHostPort(p) {
+        for p in peers + [advertise].compactMap({ $0 }) where HostPort(p) == nil {
             throw ValidationError("'\(p)' is not HOST:PORT (IPv6 as [ADDR]:PORT)")
         }
-        if let m = metrics, !isHostPort(m, allowPortZero: true) {
+        if let m = metrics, HostPort(m, allowPortZero: true) == nil {
             throw ValidationError("--metrics '\(m)' is not HOST:PORT (port 0 picks a free one)")
         }
         if let o = webOrigins {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ChatCore
 @testable import ChatBench
 
 @Suite struct BenchReportTests {
@@ -90,7 +91,7 @@ import Testing
     }
 
     @Test func jsonStringsAreEscaped() {
-        #expect(JSONWriter.quote("a\"b\\c\n\u{1}") == "\"a\\\"b\\\\c\\n\\u0001\"")
+        #expect(JSON.quoted("a\"b\\c\n\u{1}") == "\"a\\\"b\\\\c\\n\\u0001\"")
     }
 
     @Test func latencyComesFromTheHistogramInMicroseconds() {

@@ -11,9 +11,7 @@ public struct NodeID: Hashable, Comparable, Sendable, CustomStringConvertible {
     }
 
     public static func random<G: RandomNumberGenerator>(using g: inout G) -> NodeID {
-        let v = UInt64.random(in: .min ... .max, using: &g)
-        let hex = String(v, radix: 16)
-        return NodeID(String(repeating: "0", count: 16 - hex.count) + hex)!
+        NodeID(Hex.encode(UInt64.random(in: .min ... .max, using: &g)))!
     }
 
     public static func < (a: NodeID, b: NodeID) -> Bool { a.text < b.text }

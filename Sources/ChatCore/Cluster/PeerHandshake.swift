@@ -130,18 +130,3 @@ public func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
     for i in a.indices { diff |= a[i] ^ b[i] }
     return diff == 0
 }
-
-/// Lowercase hexadecimal, the one encoder every proof, nonce and id uses.
-public enum Hex {
-    private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
-
-    public static func encode<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.underestimatedCount * 2)
-        for b in bytes {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 0x0F)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-}
