@@ -5,7 +5,7 @@ import Glibc
 import Musl
 #endif
 
-/// `tcp_chat bench`: a load tool for a node or a cluster (README "Measuring a node").
+/// `tcp_chat bench`: a load tool for a node or a cluster (CONTRIBUTING.md, "Benchmark").
 ///
 /// Clients log in as line sessions (`NAME_ROOM\n` → `200\n`), senders send payloads in the
 /// C harness's format (`BenchPayload`), and every receiver checks what it gets: framing and

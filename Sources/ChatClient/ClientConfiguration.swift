@@ -59,7 +59,7 @@ public struct ClientConfiguration: Sendable {
         return nil
     }
 
-    /// The first message (SPEC.md §3.1): `user_room\n` for a line attempt, `user_room` bare
+    /// The first message (docs/protocol.md §1): `user_room\n` for a line attempt, `user_room` bare
     /// (as the original client sends it) for the fallback and `--raw`.
     public func handshake(_ attempt: HandshakePlan.Attempt) -> [UInt8] {
         Array("\(username)_\(chatID)".utf8) + (attempt == .line ? [UInt8(ascii: "\n")] : [])

@@ -1,6 +1,6 @@
 import ChatCore
 
-/// The node's answer to `<USERNAME>_<CHAT_ID>` (SPEC.md §3.1), read from the first bytes it sends.
+/// The node's answer to `<USERNAME>_<CHAT_ID>` (docs/protocol.md §1), read from the first bytes it sends.
 public enum HandshakeReply: Equatable, Sendable {
     /// `200`. `framing` is nil when the reply was exactly `200` so far: a line node's `\n`
     /// may still be on its way. `rest` holds message bytes that came in the same read.

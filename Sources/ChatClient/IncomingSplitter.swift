@@ -1,6 +1,6 @@
 import ChatCore
 
-/// Cuts what the node sends into messages to display (SPEC.md §3.2).
+/// Cuts what the node sends into messages to display (docs/protocol.md §2).
 ///
 /// A message ends at `\n` (a `\r` before it is dropped). In a raw session the node (and the
 /// original server) sends messages bare, so the bytes of one read with no `\n` after them

@@ -1,4 +1,4 @@
-/// A username or chat id: `A-Z a-z 0-9 /`, compared without case, shown as given (SPEC.md §3.1).
+/// A username or chat id: `A-Z a-z 0-9 /`, compared without case, shown as given (docs/protocol.md §1).
 public struct ChatName: Hashable, Sendable, CustomStringConvertible {
     /// As the user typed it.
     public let display: String

@@ -1,4 +1,4 @@
-/// The first message of a connection (SPEC.md §3.1): `<USERNAME>_<CHAT_ID>`.
+/// The first message of a connection (docs/protocol.md §1): `<USERNAME>_<CHAT_ID>`.
 public enum Handshake: Equatable, Sendable {
     case client(username: ChatName, chatID: ChatName)
     /// A peer link's opening line (docs/protocol.md, "Peer links"). It contains a space,

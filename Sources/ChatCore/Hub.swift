@@ -1,5 +1,5 @@
 /// The chat state of one node: who is logged in, which rooms exist, and what every
-/// message turns into (SPEC.md §3). No I/O: the runtime hands it handshakes, messages and
+/// message turns into (docs/protocol.md). No I/O: the runtime hands it handshakes, messages and
 /// disconnects, and it answers through each session's `SessionSink`.
 /// Called on the node's loop thread only.
 public final class Hub {
@@ -70,7 +70,7 @@ public final class Hub {
     }
 
     /// A complete client handshake: claims the name, joins (or creates) the room, and
-    /// sends `200`, or sends `403` when the name is held (SPEC.md §3.1).
+    /// sends `200`, or sends `403` when the name is held (docs/protocol.md §1).
     public func login(username: ChatName, chatID: ChatName, framing: Framing, sink: any SessionSink) -> LoginResult {
         let key = username.key
         if sessions[key] != nil || pendingLogins[key] != nil {
@@ -145,7 +145,7 @@ public final class Hub {
         return session
     }
 
-    /// One framed message from a logged-in member (SPEC.md §3.3–3.4).
+    /// One framed message from a logged-in member (docs/protocol.md §3–4).
     public func receive(_ frame: Frame, from session: Session) -> InputResult {
         switch frame {
         case .tooLong:

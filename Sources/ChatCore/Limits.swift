@@ -1,4 +1,4 @@
-/// Every limit of a node, in one place (SPEC.md §2). Each field names its flag and default.
+/// Every limit of a node, in one place (docs/protocol.md §5). Each field names its flag and default.
 public struct Limits: Sendable, Equatable {
     /// `--max-message-bytes`, 4096: longest message text, not counting `\r\n` / `\n`.
     public var maxMessageBytes: Int = 4096
@@ -8,7 +8,7 @@ public struct Limits: Sendable, Equatable {
     public var rateLimit: Int = 50
     /// `--max-queue-bytes`, 262144: a client's outgoing queue; past it the client is dropped.
     public var maxQueueBytes: Int = 262_144
-    /// `--silence-ms`, 100: a pause that ends an unterminated message (SPEC.md §3.2).
+    /// `--silence-ms`, 100: a pause that ends an unterminated message (docs/protocol.md §2).
     public var silenceMs: UInt64 = 100
     /// `--max-handshake-bytes`, 256: bytes a connection may send before its handshake is complete.
     public var maxHandshakeBytes: Int = 256
@@ -31,9 +31,9 @@ public struct Limits: Sendable, Equatable {
     /// to the decrypted client handshake as on a plaintext connection (docs/tls.md).
     public static let maxTLSHandshakeBytes = 32 * 1024
 
-    /// Usernames are 1…32 characters (SPEC.md §3.1).
+    /// Usernames are 1…32 characters (docs/protocol.md §1).
     public static let maxUsernameLength = 32
-    /// Chat ids are 1…64 characters (SPEC.md §3.1).
+    /// Chat ids are 1…64 characters (docs/protocol.md §1).
     public static let maxChatIDLength = 64
     /// An HTTP request head (request line and header fields) is at most 8 KiB; past it the
     /// answer is 431 and the connection closes. The request line itself must also fit in

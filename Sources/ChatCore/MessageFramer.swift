@@ -1,4 +1,4 @@
-/// How a session's messages are delimited on the wire (SPEC.md §3.2). Chosen by the handshake.
+/// How a session's messages are delimited on the wire (docs/protocol.md §2). Chosen by the handshake.
 public enum Framing: Sendable, Equatable {
     /// The handshake ended with `\n`: everything sent to this session ends with `\n`.
     case line
@@ -14,7 +14,7 @@ public enum Frame: Equatable {
     case tooLong
 }
 
-/// Cuts an incoming byte stream into messages (SPEC.md §3.2): a message ends at `\n`
+/// Cuts an incoming byte stream into messages (docs/protocol.md §2): a message ends at `\n`
 /// (a `\r` before it is dropped), or at a silence the runtime reports with `flushPartial()`.
 ///
 /// Bytes are appended as they arrive and taken out one message at a time, so a runtime

@@ -1,4 +1,4 @@
-/// A token bucket: `rate` messages per second with a burst of 2×`rate` (SPEC.md §2 `--rate-limit`).
+/// A token bucket: `rate` messages per second with a burst of 2×`rate` (docs/protocol.md §5, `--rate-limit`).
 /// Time is passed in, in milliseconds, so the bucket is pure and testable.
 public struct RateLimiter: Sendable {
     public let rate: Int

@@ -8,7 +8,7 @@ public protocol SessionSink: AnyObject {
     /// A login that waited for the cluster is settled: the session (its `200` is queued),
     /// or nil (its `403` is queued).
     func loginFinished(_ session: Session?)
-    /// The session must end: its name went to an earlier claim (SPEC.md §4.2.5). Its notice is queued.
+    /// The session must end: its name went to an earlier claim (docs/cluster-protocol.md §8.5). Its notice is queued.
     func endSession()
     /// True for a WebSocket connection: everything the session gets goes out as one
     /// text frame per message (`Payload.webSocketFrame`), shared by all web receivers.
@@ -66,7 +66,7 @@ public final class Session {
     }
 }
 
-/// A chat room: exists while it has members (SPEC.md §3.1).
+/// A chat room: exists while it has members (docs/protocol.md §1).
 public final class Room {
     public let id: ChatName
     /// The Hub's session table owns the sessions; the room only points at them, so a

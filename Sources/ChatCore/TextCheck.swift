@@ -1,4 +1,4 @@
-/// What is wrong with a message's text, if anything (SPEC.md §3.3–3.4).
+/// What is wrong with a message's text, if anything (docs/protocol.md §3–4).
 public enum TextProblem: Equatable, Sendable {
     case invalidUTF8
     case controlCharacter

@@ -2,7 +2,7 @@ import CUV
 import ChatCore
 import Logging
 
-/// A client of the chat protocol (SPEC.md §3): cuts its bytes into messages, decides its
+/// A client of the chat protocol (docs/protocol.md): cuts its bytes into messages, decides its
 /// framing at the handshake, paces it by the rate limit, and hands every message to the Hub.
 /// A first line that is a peer's HELLO hands the connection over to a `PeerLink`.
 /// Called on the node's loop thread only.
@@ -15,7 +15,7 @@ final class ClientHandler: ConnectionHandler, SessionSink {
     /// The handshake named this user and the cluster is settling the name.
     private var waitingFor: ChatName?
     private var rate: RateLimiter
-    /// Reading paused by the rate limit; silence does not count while paused (SPEC.md §3.2).
+    /// Reading paused by the rate limit; silence does not count while paused (docs/protocol.md §2).
     private var paused = false
     private var toldRate = false
     /// What the one timer waits for: end of handshake time, a silence, or a resume.
@@ -165,7 +165,7 @@ final class ClientHandler: ConnectionHandler, SessionSink {
         conn.setTimer(next > now ? next - now : 0)
     }
 
-    // MARK: Handshake (SPEC.md §3.1)
+    // MARK: Handshake (docs/protocol.md §1)
 
     private func handshake(_ frame: Frame, framing: Framing) {
         self.framing = framing

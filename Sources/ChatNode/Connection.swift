@@ -41,7 +41,7 @@ final class Connection {
     let tcp: UnsafeMutablePointer<uv_tcp_t>
     private let timer: UnsafeMutablePointer<uv_timer_t>
     /// Requests only some connections need, allocated on first use: an idle session costs
-    /// no more memory than it must (SPEC's 15,000 sessions on one node).
+    /// no more memory than it must (15,000 sessions on one node, docs/performance.md).
     private var shutdownReq: UnsafeMutablePointer<uv_shutdown_t>?
     private var connectReq: UnsafeMutablePointer<uv_connect_t>?
     /// Strong until the connection has closed (then released, breaking the cycle).
@@ -300,8 +300,8 @@ final class Connection {
     }
 
     /// Hands everything queued to libuv: one `uv_write` of many buffers (more only past
-    /// `maxBufsPerWrite`). What the kernel does not take at once waits in libuv's queue;
-    /// past `maxQueueBytes` of that the reader is too slow and is dropped (SPEC.md §3.4).
+    /// `Tunables.maxWriteBufs`). What the kernel does not take at once waits in libuv's queue;
+    /// past `maxQueueBytes` of that the reader is too slow and is dropped (docs/protocol.md §4).
     private func flush() {
         guard state == .open || state == .draining else { return }
         if let tls { return flushTLS(tls) }

@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// One libuv loop and what every connection on it shares: the read buffer and the
-/// list of connections with output to flush (SPEC.md §3, DEVELOPERS "one loop, no locks").
+/// list of connections with output to flush (CONTRIBUTING.md, "Contracts worth knowing": one loop, no locks).
 /// Called on the node's loop thread only.
 final class EventLoop {
     let raw: UnsafeMutablePointer<uv_loop_t>

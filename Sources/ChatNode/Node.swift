@@ -5,7 +5,7 @@ import Logging
 /// A chat node: one libuv loop, its listener, its connections, the Hub that decides the
 /// chat and the Cluster that decides what crosses to other nodes. `init` binds; `run()`
 /// serves until SIGINT/SIGTERM, then stops cleanly: clients get `/exit`, peers get BYE,
-/// every handle is closed, and the loop closes (SPEC.md §2).
+/// every handle is closed, and the loop closes (docs/operations.md, "Taking a node down").
 public final class Node {
     let loop = EventLoop()
     let hub: Hub
@@ -264,7 +264,7 @@ public final class Node {
     }
 
     /// A handshake completed. Two links to one node (both dialed at once) end as one: the
-    /// one dialed by the node with the smaller id stays, on both ends (SPEC.md §4.1). Two
+    /// one dialed by the node with the smaller id stays, on both ends (docs/cluster-protocol.md §3). Two
     /// links dialed by the same node are not a race but a redial: the dialer gave up the old
     /// one (its peer timed out, or the close was lost), so the new one stays, on both ends.
     func linkEstablished(_ link: PeerLink, remote: NodeID, advertise: String) {

@@ -1,7 +1,7 @@
 import ChatCore
 import Logging
 
-/// What a node is started with: where to listen, its limits, and its cluster (SPEC.md §2).
+/// What a node is started with: where to listen, its limits, and its cluster (README.md, docs/protocol.md §5).
 public struct NodeConfiguration: Sendable {
     public var host: String
     public var port: Int

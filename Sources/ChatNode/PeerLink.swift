@@ -138,7 +138,7 @@ func wallClockMs() -> UInt64 {
 }
 
 /// Keeps one address of the cluster dialed (a `--peer`, or a node learned by gossip),
-/// redialing with capped exponential backoff whatever closed the link (SPEC.md §4.1).
+/// redialing with capped exponential backoff whatever closed the link (docs/cluster-protocol.md §8).
 final class PeerDialer {
     let address: String
     /// The node this address reached last time, once known.

@@ -183,7 +183,7 @@ final class WebHandler: ConnectionHandler, SessionSink {
         rearm()
     }
 
-    // MARK: The chat handshake (SPEC.md §3.1, as the first text message)
+    // MARK: The chat handshake (docs/protocol.md §1, as the first text message)
 
     private func handshake(_ message: [UInt8]) {
         let hub = node.hub

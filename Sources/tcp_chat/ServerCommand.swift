@@ -7,7 +7,7 @@ import Logging
 import Glibc
 #endif
 
-/// `tcp_chat server`: run a chat node (SPEC.md §2).
+/// `tcp_chat server`: run a chat node (README.md, docs/operations.md).
 struct ServerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "server",
@@ -152,15 +152,7 @@ struct ServerCommand: ParsableCommand {
     }
 }
 
-/// HOST:PORT with a numeric port; an IPv6 host in brackets.
-func isHostPort(_ s: String, allowPortZero: Bool = false) -> Bool {
-    guard let colon = s.lastIndex(of: ":"), colon > s.startIndex, let port = Int(s[s.index(after: colon)...]),
-          ((allowPortZero ? 0 : 1)...65535).contains(port) else { return false }
-    let host = s[..<colon]
-    return !host.contains(":") || (host.hasPrefix("[") && host.hasSuffix("]"))
-}
-
-/// The secret is the file's content without trailing whitespace (SPEC.md §4.1), at least
+/// The secret is the file's content without trailing whitespace (docs/operations.md, "The cluster secret"), at least
 /// `Limits.minClusterSecretBytes` long. Used by `server` and `status` alike: a bad file is
 /// one `Error: …` line on stderr and exit status 64 (no usage text: the options were fine).
 func readSecret(_ path: String) throws -> [UInt8] {

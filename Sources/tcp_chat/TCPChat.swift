@@ -4,7 +4,7 @@ import ArgumentParser
 import Glibc
 #endif
 
-/// `tcp_chat`: a chat node or a terminal client (SPEC.md §2).
+/// `tcp_chat`: a chat node or a terminal client (README.md).
 @main
 struct TCPChat: ParsableCommand {
     static let configuration = CommandConfiguration(

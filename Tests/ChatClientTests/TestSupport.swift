@@ -311,7 +311,7 @@ final class Child {
     deinit { stop() }
 }
 
-/// The original Python server (SPEC.md: what we are compatible with), on a free port.
+/// The original Python server (`cn_tcp_server` 0.0.2: what we are compatible with), on a free port.
 final class SeedServer {
     let child: Child
     let port: Int

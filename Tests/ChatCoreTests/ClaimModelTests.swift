@@ -14,7 +14,7 @@ import Testing
     struct Scenario: Sendable, CustomTestStringConvertible {
         let name: String
         let bounds: ClaimModelBounds
-        /// The SPEC's literal wording ("no two sessions while connected") is expected to
+        /// The guarantee's literal wording ("no two sessions while connected", docs/cluster-protocol.md §8.3) is expected to
         /// break in this scenario (docs/claim-model.md, "What is proved").
         var literalBreaks = false
         var testDescription: String { name }
@@ -99,7 +99,7 @@ import Testing
         #expect(with.transitions < without.transitions)
     }
 
-    /// The SPEC's wording, "while nodes are connected, no two sessions hold one username",
+    /// The guarantee's wording (docs/cluster-protocol.md §8.3), "while nodes are connected, no two sessions hold one username",
     /// read literally, fails three steps in: both nodes time each other out while linked.
     @Test func specWordingFailsAtAHang() {
         let b = ClaimModelBounds(nodes: 2, names: 1, loginsPerName: 2, expires: 1, maxDepth: 3)

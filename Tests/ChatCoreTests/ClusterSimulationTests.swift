@@ -1,7 +1,7 @@
 import Testing
 @testable import ChatCore
 
-/// The cluster contract (SPEC.md §4.2) on simulated networks: every test is deterministic
+/// The cluster contract (docs/cluster-protocol.md §8) on simulated networks: every test is deterministic
 /// from its seed; a failing expectation names the seed.
 @Suite struct ClusterSimulationTests {
 
@@ -117,7 +117,7 @@ import Testing
         roomTraffic(net, membersPerNode: 1 + seed % 2, rooms: 2, messages: 3, context: "\(shape) seed \(seed)")
     }
 
-    /// SPEC.md §4.2.6: a node with no member in a room is not sent the room's messages.
+    /// docs/cluster-protocol.md §8.6: a node with no member in a room is not sent the room's messages.
     @Test func roomTrafficStaysOnNodesWithMembers() {
         let net = SimNetwork(nodes: 3, seed: 14)
         net.fullMesh()
@@ -341,7 +341,7 @@ import Testing
     }
 
     /// After the heal settles and the winner logs out, the name must be free again
-    /// cluster-wide (SPEC.md §4.2.3), as after any other session's end.
+    /// cluster-wide (docs/cluster-protocol.md §8.3), as after any other session's end.
     @Test(arguments: 0..<4)
     func nameIsFreeAfterHealWinnerLogsOut(seed: Int) {
         let p = Self.partitionAndGrantBothSides(seed: seed, sameTime: false)
@@ -401,7 +401,7 @@ import Testing
     // MARK: Topology changes
 
     /// A chain A–B–C gets a shortcut A–C while A's message is still on its way via B.
-    /// The message must still reach C (SPEC.md §4.2.1: C stayed connected throughout).
+    /// The message must still reach C (docs/cluster-protocol.md §8.1: C stayed connected throughout).
     @Test func shortcutLinkDoesNotLoseMessagesInFlight() {
         let net = SimNetwork(nodes: 3, seed: 31)
         net.chain()

@@ -14,7 +14,7 @@ import Testing
     /// when it started (B). A resends its CLAIM; B says yes (A's claim is earlier than C's,
     /// which B only knows as asked), C says no (granted), A grants on B's yes alone — and
     /// both A and C hold `ann` while connected, until a periodic STATE (10 s) settles it.
-    /// SPEC.md §4.2.3: "While nodes are connected, no two sessions hold one username."
+    /// docs/cluster-protocol.md §8.3: "While nodes are connected, no two sessions hold one username."
     @Test func claimOfANodeCutOffIsNotGrantedOverANameGrantedMeanwhile() {
         let net = SimNetwork(nodes: 3, seed: 7001)
         net.linkUp(0, 1)
@@ -48,7 +48,7 @@ import Testing
     /// (Int64.max), moves the node's hybrid clock there; the node's next claim is stamped
     /// Int64.max + 1, which every other node's decoder refuses ("malformed peer message:
     /// number …"), so every link that carries it is dropped, redialed and dropped again — no
-    /// login on that node can ever be settled by the cluster. SPEC.md §3.4: a peer that sends
+    /// login on that node can ever be settled by the cluster. docs/protocol.md §4: a peer that sends
     /// garbage is survived, and the node keeps serving everyone else.
     @Test func aHugeClaimTimestampFromOnePeerDoesNotMakeTheNodeSendLinesOthersRefuse() {
         let net = SimNetwork(nodes: 2, seed: 7002)
@@ -82,7 +82,7 @@ import Testing
     ///   refused, and B grants on the stale yes;
     /// - 600: P times out first; B has granted when it merges A's STATE, wins (earlier), and
     ///   A learns it only from B's next periodic STATE.
-    /// Either way both A and B hold `ann` while connected for up to 10 s. SPEC.md §4.2.3.
+    /// Either way both A and B hold `ann` while connected for up to 10 s. docs/cluster-protocol.md §8.3.
     @Test(arguments: [UInt64(900), 600])
     func aClaimDoesNotCountTheYesOfANodeThatHasSinceGrantedTheNameItself(pLastHeardMs: UInt64) throws {
         let net = SimNetwork(nodes: 2, seed: 7003)

@@ -1,4 +1,4 @@
-/// SPEC.md §3.3–3.4: bad input gets a `* ` notice to its sender only; nothing is relayed,
+/// docs/protocol.md §3–4: bad input gets a `* ` notice to its sender only; nothing is relayed,
 /// and the session stays up.
 import ChatCore
 import Testing

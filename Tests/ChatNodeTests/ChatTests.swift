@@ -1,4 +1,4 @@
-/// SPEC.md §3.3: what a member sends reaches every member of its room, in order.
+/// docs/protocol.md §3: what a member sends reaches every member of its room, in order.
 import Testing
 
 @Suite("Chat")

@@ -1,4 +1,4 @@
-/// SPEC.md §4.2.4–5: a node that dies, hangs or leaves is noticed; its names are freed; links
+/// docs/cluster-protocol.md §8.4–5: a node that dies, hangs or leaves is noticed; its names are freed; links
 /// come back when it returns; a split cluster merges and an earlier login keeps its name.
 import Foundation
 import Testing
@@ -134,7 +134,7 @@ extension ClusterTests {
             #expect(after < .seconds(3))
             let (code, status) = b.waitForExit(timeout: .seconds(5) - (ContinuousClock.now - stoppedAt))
             #expect(code == 0, "B \(status) after SIGTERM\n\(b.stderrTail())")
-            // B told its client goodbye (SPEC.md §2) before closing.
+            // B told its client goodbye (docs/operations.md, "Taking a node down") before closing.
             let goodbye = try bob.expectClosed()
             #expect(goodbye == Array("/exit\n".utf8), "bob on B got \(describe(goodbye)) before the close, expected \"/exit\\n\"")
             // A serves on: the new bob and alice chat.

@@ -1,4 +1,4 @@
-/// SPEC.md §4.2.1–2 under load: five nodes, twenty members, every message exactly once and
+/// docs/cluster-protocol.md §8.1–2 under load: five nodes, twenty members, every message exactly once and
 /// each sender's messages in order, everywhere.
 import Foundation
 import Testing

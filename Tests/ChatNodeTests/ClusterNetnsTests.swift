@@ -1,4 +1,4 @@
-/// SPEC.md §4.2.4–5 across real (virtual) hosts: Tests/netns/partition-heal.sh builds three
+/// docs/cluster-protocol.md §8.4–5 across real (virtual) hosts: Tests/netns/partition-heal.sh builds three
 /// network namespaces on a bridge, runs a node in each, cuts one off and heals it. Needs root
 /// and iproute2; without them the test is skipped, unless `CI` is set: then it fails.
 import Foundation

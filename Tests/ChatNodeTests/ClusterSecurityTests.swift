@@ -1,4 +1,4 @@
-/// SPEC.md §4.1: with a cluster secret, both ends of a link prove they know it; a node refuses
+/// docs/cluster-protocol.md §3 (opening a link): with a cluster secret, both ends of a link prove they know it; a node refuses
 /// a peer that cannot, and a node without a secret refuses a peer that asks for a proof.
 /// A peer that sends anything malformed is disconnected and logged; the node serves on.
 import Foundation
@@ -22,7 +22,7 @@ extension ClusterTests {
 
     @Test func sameSecretLinks() throws {
         let x = try ClusterTempFile("the secret called X\n", name: "x")
-        // The same secret: trailing whitespace is not part of it (SPEC.md §4.1).
+        // The same secret: trailing whitespace is not part of it (docs/operations.md, "The cluster secret").
         let x2 = try ClusterTempFile("the secret called X \t\r\n\n", name: "x2")
         try withCluster { nodes in
             let a = try nodes.start("A", ["--cluster-secret-file", x.path])

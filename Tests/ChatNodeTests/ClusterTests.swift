@@ -1,4 +1,4 @@
-/// SPEC.md §4: nodes joined with `--peer` form one cluster — rooms and username uniqueness
+/// docs/cluster-protocol.md: nodes joined with `--peer` form one cluster — rooms and username uniqueness
 /// span it. Real nodes on loopback; the cluster tests run one at a time (they measure
 /// latencies and start many processes on a small machine).
 import Foundation

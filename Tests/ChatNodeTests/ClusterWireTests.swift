@@ -1,7 +1,7 @@
 /// docs/cluster-protocol.md from the outside: a test that speaks the inter-node protocol
-/// itself joins a node as a peer, as another implementation would (SPEC.md §4.3), and
-/// checks room-interest routing (SPEC.md §4.2.6). Also: two nodes dialing each other at
-/// once end with one link (SPEC.md §4.1).
+/// itself joins a node as a peer, as another implementation would (docs/cluster-protocol.md), and
+/// checks room-interest routing (docs/cluster-protocol.md §8.6). Also: two nodes dialing each other at
+/// once end with one link (docs/cluster-protocol.md §3).
 import ChatCore
 import Foundation
 import Testing
@@ -71,7 +71,7 @@ extension ClusterTests {
             let after = try f.linesUntilNextHeartbeat(from: aID)
             #expect(!after.contains { $0.hasPrefix("MSG ") }, "F left busy but got \(after.filter { $0.hasPrefix("MSG ") })")
 
-            // Everything A sent is in the documented protocol (SPEC.md §4.3: another
+            // Everything A sent is in the documented protocol (docs/cluster-protocol.md: another
             // implementation joins from the doc alone, and rejects what it does not know).
             let documented = try documentedVerbs()
             #expect(documented.isSuperset(of: ["HELLO", "AUTH", "ERROR", "HB", "STATE", "ROOM", "CLAIM", "REPLY", "RELEASE", "BYE", "MSG"]),

@@ -1,4 +1,4 @@
-/// SPEC.md §3.2: messages end at `\n` or at a silence; the handshake decides how the node
+/// docs/protocol.md §2: messages end at `\n` or at a silence; the handshake decides how the node
 /// frames what it sends (line sessions get `\n`, raw sessions get bare messages).
 import Foundation
 import Testing

@@ -1,4 +1,4 @@
-/// SPEC.md §3.1: the handshake `<USERNAME>_<CHAT_ID>` and its replies 200 / 400 / 403.
+/// docs/protocol.md §1: the handshake `<USERNAME>_<CHAT_ID>` and its replies 200 / 400 / 403.
 import Testing
 import ChatCore
 

@@ -1,5 +1,5 @@
 /// The original Python client (`cn_tcp_server` 0.0.2) against our node: the strongest
-/// check that the raw framing really is what the original speaks (SPEC.md §3.2).
+/// check that the raw framing really is what the original speaks (docs/protocol.md §2).
 import Foundation
 import Testing
 #if canImport(Glibc)

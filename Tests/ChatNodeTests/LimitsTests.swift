@@ -1,4 +1,4 @@
-/// SPEC.md §2 and §3.4: the outgoing queue cap (slow consumers) and the per-client rate limit.
+/// docs/protocol.md §4–5: the outgoing queue cap (slow consumers) and the per-client rate limit.
 import ChatCore
 import Foundation
 import Testing
@@ -178,7 +178,7 @@ struct LimitsTests {
 
     @Test func rateLimitPauseDoesNotCutAMessage() throws {
         // The node stops reading alice after her burst; the silence rule must not count
-        // that pause and cut the message it interrupted (SPEC.md §3.2).
+        // that pause and cut the message it interrupted (docs/protocol.md §2).
         try withNode(["--rate-limit", "4"]) { node in   // burst 8
             let alice = try LineClient.join("alice", "room", port: node.port)
             let bob = try LineClient.join("bob", "room", port: node.port)

@@ -1,4 +1,4 @@
-/// SPEC.md §3.4: garbage, vanishing clients and running out of file descriptors are
+/// docs/protocol.md §4: garbage, vanishing clients and running out of file descriptors are
 /// survived; the node keeps serving everyone else.
 import Foundation
 import Testing

@@ -1,4 +1,4 @@
-/// SPEC.md §2: SIGINT / SIGTERM stop a node cleanly: every client gets `/exit`, framed for
+/// docs/operations.md, "Taking a node down": SIGINT / SIGTERM stop a node cleanly: every client gets `/exit`, framed for
 /// its session, and the process exits 0 within a couple of seconds, its handles all closed.
 import Foundation
 import Testing

@@ -1,5 +1,5 @@
 /// Who holds which username across the cluster, and the rule that decides between claims
-/// (SPEC.md §4.2.3 and §4.2.5; docs/cluster-protocol.md §5).
+/// (docs/cluster-protocol.md §5, guarantees §8.3 and §8.5).
 ///
 /// A claim is (name, HLC timestamp, node). Between two claims on one name the earlier one
 /// wins: smaller timestamp, then smaller node id. Every node applies that rule to the same

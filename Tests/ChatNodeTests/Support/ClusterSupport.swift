@@ -1,4 +1,4 @@
-/// Helpers for the cluster end-to-end tests (SPEC.md §4): nodes started on a chosen port,
+/// Helpers for the cluster end-to-end tests (docs/cluster-protocol.md): nodes started on a chosen port,
 /// their peer links read from their logs, logins that may be refused, bounded convergence.
 import Foundation
 import Testing
@@ -136,7 +136,7 @@ final class ClusterNode {
 }
 
 /// Nodes a test started: stopped at the end, each given SIGTERM and required to exit 0
-/// (SPEC.md §2), else killed. Failure messages carry every node's log tail.
+/// (docs/operations.md, "Taking a node down"), else killed. Failure messages carry every node's log tail.
 final class ClusterNodes {
     private(set) var all: [ClusterNode] = []
 
