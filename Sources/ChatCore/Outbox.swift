@@ -50,6 +50,7 @@ public final class Outbox {
             if head == entries.count { entries.removeAll(keepingCapacity: true); head = 0 }
         }
         bytes -= moved
+        assert((bytes == 0) == isEmpty, "the outbox's byte count is out of step with its entries")
         return moved
     }
 
@@ -60,6 +61,7 @@ public final class Outbox {
         head += 1
         if head == entries.count { entries.removeAll(keepingCapacity: true); head = 0 }
         bytes -= e.length
+        assert((bytes == 0) == isEmpty, "the outbox's byte count is out of step with its entries")
         return e
     }
 

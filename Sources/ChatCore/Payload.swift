@@ -109,6 +109,7 @@ extension Unmanaged where Instance == Payload {
     @inline(__always)
     public func dropQueueRef() {
         let last: Bool = _withUnsafeGuaranteedRef { p in
+            assert(p.queueRefs > 0, "a payload's queue reference given back twice")
             p.queueRefs -= 1
             return p.queueRefs == 0
         }

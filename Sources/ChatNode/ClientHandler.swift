@@ -79,6 +79,7 @@ final class ClientHandler: ConnectionHandler, SessionSink {
     // MARK: Input
 
     func didRead(_ bytes: UnsafeRawBufferPointer) {
+        conn.loop.assertOnLoop()
         framer.append(bytes)
         process()
     }

@@ -174,6 +174,7 @@ final class Connection {
     }
 
     fileprivate func handleRead(_ nread: Int) {
+        loop.assertOnLoop()
         if nread > 0 {
             if state == .lingering { return }  // discarded: the connection is on its way out
             loop.stats.bytesIn += nread
@@ -248,6 +249,7 @@ final class Connection {
 
     /// Arms the connection's one timer for `ms` from now (replacing any earlier arming).
     func setTimer(_ ms: UInt64) {
+        loop.assertOnLoop()
         guard state != .closed else { return }
         uv_timer_start(timer, onTimer, ms, 0)
     }
@@ -270,6 +272,7 @@ final class Connection {
     /// Queues bytes for the end of this loop turn. Never writes, closes or frees
     /// synchronously: it may run inside a room's fan-out.
     func send(_ payload: Payload, length: Int) {
+        loop.assertOnLoop()
         guard state == .open || state == .draining, !closeRequested else { return }
         outbox.append(payload, length: length)
     }
@@ -287,6 +290,7 @@ final class Connection {
 
     /// End of the loop turn: flush, or carry out a close requested mid-fan-out.
     func turnEnded() {
+        loop.assertOnLoop()
         outbox.scheduled = false
         if closeRequested { close(); return }
         // What one turn may pile up: generous, since a burst the kernel takes at once is no
@@ -413,6 +417,7 @@ final class Connection {
     }
 
     fileprivate func writeDone(_ batch: WriteBatch, _ status: Int32) {
+        assert(inflightWrites > 0, "a write callback with no write in flight")
         inflightWrites -= 1
         if backlogCap != nil && state != .closed { noteBacklog(uv_stream_get_write_queue_size(cuv_stream(tcp))) }
         batch.reset()
@@ -427,7 +432,8 @@ final class Connection {
     // MARK: Closing
 
     /// Sends what is queued, then closes politely (FIN, then close on EOF or after a grace time).
-    func closeAfterFlush(reason: String, graceMs: UInt64 = 1000) {
+    func closeAfterFlush(reason: String, graceMs: UInt64 = Tunables.closeGraceMs) {
+        loop.assertOnLoop()
         guard state == .open else { return }
         if closeReason.isEmpty { closeReason = reason }
         state = .draining
@@ -449,6 +455,7 @@ final class Connection {
 
     /// Closes now: both handles, exactly once. Queued output is dropped.
     func close(reason: String = "") {
+        loop.assertOnLoop()
         guard state != .closed else { return }
         if closeReason.isEmpty { closeReason = reason }
         state = .closed

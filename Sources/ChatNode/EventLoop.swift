@@ -28,6 +28,20 @@ final class EventLoop {
     /// not per connection, so an idle session holds none (each is ~300 bytes).
     var freeBatches: [WriteBatch] = []
     private var prepareClosed = false
+    #if DEBUG
+    /// The thread that made the loop, the only one that may touch it or anything on it.
+    private let owner = pthread_self()
+    #endif
+
+    /// Traps in a debug build when called off the loop's thread (swift-nio's
+    /// `preconditionInEventLoop`); compiled out of release builds. Entry points of the
+    /// loop-thread-only types call it.
+    @inline(__always)
+    func assertOnLoop(file: StaticString = #fileID, line: UInt = #line) {
+        #if DEBUG
+        precondition(pthread_equal(owner, pthread_self()) != 0, "called off the loop thread", file: file, line: line)
+        #endif
+    }
 
     init() {
         raw = .allocate(capacity: 1)
@@ -49,6 +63,7 @@ final class EventLoop {
     var nowMs: UInt64 { uv_now(raw) }
 
     func schedule(_ c: Connection) {
+        assertOnLoop()
         pending.append(c)
     }
 
@@ -61,7 +76,10 @@ final class EventLoop {
         }
     }
 
-    func run() { uv_run(raw, UV_RUN_DEFAULT) }
+    func run() {
+        assertOnLoop()
+        uv_run(raw, UV_RUN_DEFAULT)
+    }
 
     /// Closes the loop's own handle; `finish()` after the loop has stopped.
     func closeOwnHandles() {

@@ -418,6 +418,7 @@ public final class Node {
 
 extension Node: ClusterTransport {
     public func send(_ line: Payload, to neighbor: NodeID) {
+        loop.assertOnLoop()
         links[neighbor]?.conn.send(line, length: line.count)
     }
 
@@ -426,6 +427,7 @@ extension Node: ClusterTransport {
     /// Learned addresses are bounded (`Limits.maxClusterNodes`) and forgotten once their
     /// node has been gone for `Limits.learnedAddressTtlMs` (`forgetGoneAddresses`).
     public func learned(node: NodeID, address: String) {
+        loop.assertOnLoop()
         guard !stopping, address != cluster.advertise, HostPort(address) != nil else { return }
         if let d = dialers[address] {
             d.node = node

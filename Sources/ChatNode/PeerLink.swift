@@ -72,6 +72,7 @@ final class PeerLink: ConnectionHandler {
     }
 
     func didRead(_ bytes: UnsafeRawBufferPointer) {
+        node.loop.assertOnLoop()
         lastHeardMs = node.loop.nowMs
         session.receive(bytes, cluster: node.cluster, nowMs: node.loop.nowMs, wallMs: wallClockMs()) { on($0) }
     }
@@ -102,6 +103,7 @@ final class PeerLink: ConnectionHandler {
     }
 
     func send(_ m: PeerMessage) {
+        node.loop.assertOnLoop()
         let p = Payload.line(m.encoded)
         conn.send(p, length: p.count)
     }
