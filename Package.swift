@@ -72,9 +72,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Processes, pipes, deadlines, `retry` and the binary's path, for every end-to-end test target.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore"]),
-        .testTarget(name: "ChatNodeTests", dependencies: ["ChatCore", "tcp_chat"]),
-        .testTarget(name: "ChatBenchTests", dependencies: ["ChatBench", "tcp_chat"]),
-        .testTarget(name: "ChatClientTests", dependencies: ["ChatClient", "ChatCore", "tcp_chat"]),
+        .testTarget(name: "ChatNodeTests", dependencies: ["ChatCore", "TestSupport", "tcp_chat"]),
+        .testTarget(name: "ChatBenchTests", dependencies: ["ChatBench", "ChatCore", "TestSupport", "tcp_chat"]),
+        .testTarget(name: "ChatClientTests", dependencies: ["ChatClient", "ChatCore", "TestSupport", "tcp_chat"]),
     ]
 )

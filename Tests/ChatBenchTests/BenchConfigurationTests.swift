@@ -1,6 +1,7 @@
 import Testing
 @testable import ChatBench
 import ChatCore
+import TestSupport
 
 @Suite struct BenchConfigurationTests {
     @Test func hostPortParsing() {

@@ -1,5 +1,6 @@
 import Testing
 @testable import ChatBench
+import TestSupport
 
 @Suite struct BenchPayloadTests {
     let fields = BenchPayload.Fields(sendTimeNs: 0x0123_4567_89AB_CDEF, sender: 42, sequence: 7, measured: true)

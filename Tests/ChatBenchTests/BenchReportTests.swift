@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import ChatCore
 @testable import ChatBench
+import TestSupport
 
 @Suite struct BenchReportTests {
     func clean() -> BenchReport {

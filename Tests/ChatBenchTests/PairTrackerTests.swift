@@ -1,5 +1,6 @@
 import Testing
 @testable import ChatBench
+import TestSupport
 
 @Suite struct PairTrackerTests {
     @Test func inOrderMessagesAreNeitherLateNorLost() {

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import TestSupport
 
 /// The client against a scripted node (a socket in the test): handshake replies and
 /// framing edge cases the real servers produce only by chance.

@@ -1,5 +1,6 @@
 import Testing
 @testable import ChatClient
+import TestSupport
 
 @Suite struct LineEditorTests {
     private let erase = "\r\u{1B}[K"

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import TestSupport
 
 /// The terminal client in its default mode against a real tcp_chat node: it gets a line
 /// session (docs/protocol.md §2), so messages the node writes together are still separate

@@ -1,6 +1,7 @@
 import ChatCore
 import Testing
 @testable import ChatClient
+import TestSupport
 
 @Suite struct HandshakeReplyTests {
     private func parse(_ s: String) -> HandshakeReply? { HandshakeReply.parse(Array(s.utf8)) }

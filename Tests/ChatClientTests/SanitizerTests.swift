@@ -1,5 +1,6 @@
 import Testing
 @testable import ChatClient
+import TestSupport
 
 @Suite struct SanitizerTests {
     private func shown(_ bytes: [UInt8]) -> String { Sanitizer.displayText(bytes) }

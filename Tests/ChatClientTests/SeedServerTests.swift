@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// End to end against the ORIGINAL Python server (cn_tcp_server 0.0.2): our client in its
 /// default mode (line handshake, then the bare one: docs/protocol.md §2) and with `--raw`
@@ -41,7 +42,7 @@ struct SeedServerTests {
         // once for the line handshake the client left (the original answers it with a bare
         // `200`, see docs/protocol.md §2), once for the session. (Its threads print
         // concurrently, so the words may interleave with other output: count the last one.)
-        #expect(eventually(5) { server.child.stdout.text.components(separatedBy: "disconnected").count - 1 == 2 },
+        #expect(eventually(.seconds(5)) { server.child.stdout.text.components(separatedBy: "disconnected").count - 1 == 2 },
                 "server output:\n\(server.child.stdout.text)")
         bob.read(timeout: 0.2) { _ in false }   // collect what is already there
         // Raw session: the message went bare (no stray "\n" relayed to bob), and leaving sent

@@ -1,22 +1,12 @@
 import Foundation
 import Glibc
 import Testing
+import TestSupport
 
 /// Where the binaries and the original server are, and how to run them with bounded waits.
 enum TestEnv {
     static let env = ProcessInfo.processInfo.environment
     static var isCI: Bool { env["CI"] != nil }
-
-    /// `tcp_chat` next to the test bundle (the test target depends on it), or `$TCP_CHAT_BIN`.
-    static let clientBinary: String? = {
-        if let path = env["TCP_CHAT_BIN"] { return path }
-        var dirs = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path]
-        if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            dirs.append(URL(fileURLWithPath: exe).deletingLastPathComponent().path)
-        }
-        dirs.append(Bundle.main.bundleURL.deletingLastPathComponent().path)
-        return dirs.map { $0 + "/tcp_chat" }.first { FileManager.default.isExecutableFile(atPath: $0) }
-    }()
 
     /// The unpacked original (`cn_tcp_server` 0.0.2): `$TCP_CHAT_SEED_DIR` or /tmp/seed/….
     static let seedDirectory: String? = {
@@ -38,18 +28,7 @@ enum TestEnv {
     }
 
     static func requireBinary() throws -> String {
-        try #require(clientBinary, "tcp_chat binary not found next to the tests; set TCP_CHAT_BIN")
-    }
-}
-
-/// Polls `condition` until it holds or `seconds` pass. For state outside our process that
-/// sends no event we can wait on (a tmux pane's contents).
-func eventually(_ seconds: Double, every interval: Double = 0.05, _ condition: () throws -> Bool) rethrows -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while true {
-        if try condition() { return true }
-        if Date() >= deadline { return false }
-        usleep(UInt32(interval * 1_000_000))
+        try NodeBinary.path()
     }
 }
 
@@ -344,7 +323,7 @@ final class SeedServer {
         child = try Child("/usr/bin/env", [python, script.path, "server", "-a", "127.0.0.1", "-p", String(port)],
                           directory: seedDirectory, environment: env)
         // Ready when it accepts: a probe that connects and closes gets a harmless 400.
-        let up = eventually(10, every: 0.05) {
+        let up = eventually(.seconds(10)) {
             guard child.process.isRunning else { return true }
             return (try? RawSocket(port: port)) != nil
         }

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import TestSupport
 
 /// The interactive client in a real terminal (a tmux pane of fixed size): an incoming
 /// message must land on its own line and leave the half-typed input intact.
@@ -54,15 +55,15 @@ struct TmuxTests {
         tmux("new-session", "-d", "-s", "chat", "-x", "100", "-y", "20", command)
 
         let connected = "Connected to 127.0.0.1:\(server.port) as alice in room room. Type /exit to leave."
-        try #require(eventually(10) { tmux.screen().contains(connected) && tmux.screen().last == ">" },
+        try #require(eventually(.seconds(10)) { tmux.screen().contains(connected) && tmux.screen().last == ">" },
                      "client did not start: \(tmux.screen())")
 
         tmux("send-keys", "-t", "chat", "-l", "partial héllo日")
         tmux("send-keys", "-t", "chat", "BSpace")   // removes the whole "日"
-        #expect(eventually(5) { tmux.screen().last == "> partial héllo" }, "\(tmux.screen())")
+        #expect(eventually(.seconds(5)) { tmux.screen().last == "> partial héllo" }, "\(tmux.screen())")
 
         bob.send("how are you?")
-        let arrived = eventually(5) {
+        let arrived = eventually(.seconds(5)) {
             let s = tmux.screen()
             return s.suffix(2) == ["bob - how are you?", "> partial héllo"]
         }
@@ -74,11 +75,11 @@ struct TmuxTests {
         tmux("send-keys", "-t", "chat", "-l", " done")
         tmux("send-keys", "-t", "chat", "Enter")
         #expect(bob.read(untilContains: "alice - partial héllo done"))
-        #expect(eventually(5) { tmux.screen().suffix(2) == ["alice - partial héllo done", ">"] }, "\(tmux.screen())")
+        #expect(eventually(.seconds(5)) { tmux.screen().suffix(2) == ["alice - partial héllo done", ">"] }, "\(tmux.screen())")
 
         tmux("send-keys", "-t", "chat", "-l", "/exit")
         tmux("send-keys", "-t", "chat", "Enter")
-        #expect(eventually(5) { tmux.screen().contains("TTY-RESTORED") }, "\(tmux.screen())")
+        #expect(eventually(.seconds(5)) { tmux.screen().contains("TTY-RESTORED") }, "\(tmux.screen())")
         #expect(tmux.screen().contains("EXIT=0"))
     }
 
@@ -93,11 +94,11 @@ struct TmuxTests {
         let command = "S=$(stty -g); '\(bin)' client -a 127.0.0.1 -p \(server.port) -u carol -c room; "
             + "echo EXIT=$?; [ \"$(stty -g)\" = \"$S\" ] && echo TTY-RESTORED; sleep 30"
         tmux("new-session", "-d", "-s", "chat", "-x", "80", "-y", "10", command)
-        try #require(eventually(10) { tmux.screen().last == ">" }, "client did not start: \(tmux.screen())")
+        try #require(eventually(.seconds(10)) { tmux.screen().last == ">" }, "client did not start: \(tmux.screen())")
         tmux("send-keys", "-t", "chat", "-l", "unsent")
-        #expect(eventually(5) { tmux.screen().last == "> unsent" })
+        #expect(eventually(.seconds(5)) { tmux.screen().last == "> unsent" })
         tmux("send-keys", "-t", "chat", "C-c")
-        #expect(eventually(5) { tmux.screen().contains("TTY-RESTORED") }, "\(tmux.screen())")
+        #expect(eventually(.seconds(5)) { tmux.screen().contains("TTY-RESTORED") }, "\(tmux.screen())")
         #expect(tmux.screen().contains("EXIT=0"))
         #expect(!tmux.screen().contains { $0.hasPrefix(">") })   // the prompt line was cleared
         #expect(server.child.stdout.wait(for: "carol disconnected", timeout: 5))

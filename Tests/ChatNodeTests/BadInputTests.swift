@@ -2,6 +2,7 @@
 /// and the session stays up.
 import ChatCore
 import Testing
+import TestSupport
 
 @Suite("Bad input")
 struct BadInputTests {

@@ -1,5 +1,6 @@
 /// docs/protocol.md §3: what a member sends reaches every member of its room, in order.
 import Testing
+import TestSupport
 
 @Suite("Chat")
 struct ChatTests {

@@ -2,6 +2,7 @@
 /// each sender's messages in order, everywhere.
 import Foundation
 import Testing
+import TestSupport
 
 extension ClusterTests {
     @Test func fiveNodesTwentyClientsExactlyOnceInOrder() throws {

@@ -5,6 +5,7 @@ import Foundation
 import Testing
 #if canImport(Glibc)
 import Glibc
+import TestSupport
 #endif
 
 @Suite("Cluster", .serialized)
@@ -102,22 +103,14 @@ struct ClusterTests {
             let members = try ring.enumerated().map { try join("m\($0.offset)", "ring", on: $0.element) }
             try expectExactlyOnce(members, perSender: 20)
 
-            // Login latency in a 3-node cluster: one round trip to the two other nodes.
-            var worst: Duration = .zero
-            var total: Duration = .zero
-            let count = 30
-            for i in 0..<count {
+            // Fresh names are granted on every node of the ring (how long a login takes is
+            // measured by scripts/login-latency.py, not here).
+            for i in 0..<30 {
                 let node = ring[i % 3]
-                let start = ContinuousClock.now
                 let (reply, c) = try login("lat\(i)", "lat", on: node)
-                let took = ContinuousClock.now - start
                 c.close()
                 #expect(reply == "200", "fresh name lat\(i) on \(node.name)")
-                worst = max(worst, took)
-                total += took
             }
-            print("cluster: 3-node login latency: mean \(Int((total / count).milliseconds * 1000)) µs, worst \(Int(worst.milliseconds * 1000)) µs")
-            #expect(worst < .seconds(1), "a login in a healthy 3-node cluster took \(worst)")
         }
     }
 
@@ -207,8 +200,7 @@ func startRing(_ nodes: ClusterNodes, names: [String], unreachableAdvertise: Boo
 
 /// Waits until each node's links are exactly the given neighbors.
 func awaitLinks(_ want: [ClusterNode: [ClusterNode]], timeout: Duration = .seconds(10)) throws {
-    let deadline = Deadline(timeout)
-    while true {
+    try retry(for: timeout, every: .milliseconds(20), "links as expected") { () -> Void? in
         var wrong: [String] = []
         for (node, neighbors) in want.sorted(by: { $0.key.name < $1.key.name }) {
             let ids = neighbors.map { $0.nodeID }
@@ -218,9 +210,8 @@ func awaitLinks(_ want: [ClusterNode: [ClusterNode]], timeout: Duration = .secon
                 wrong.append("\(node.name) links to \(names.sorted()), expected \(neighbors.map(\.name).sorted())")
             }
         }
-        if wrong.isEmpty { return }
-        if deadline.expired { throw E2EError("links not as expected within \(timeout): \(wrong.joined(separator: "; "))") }
-        Thread.sleep(forTimeInterval: 0.02)
+        guard wrong.isEmpty else { throw E2EError(wrong.joined(separator: "; ")) }
+        return ()
     }
 }
 

@@ -1,5 +1,6 @@
 import Testing
 @testable import tcp_chat
+import TestSupport
 
 @Suite struct EnvironmentOptionsTests {
     @Test func everyServerOptionHasAnEnvironmentVariable() {

@@ -2,6 +2,7 @@
 /// frames what it sends (line sessions get `\n`, raw sessions get bare messages).
 import Foundation
 import Testing
+import TestSupport
 
 @Suite("Framing")
 struct FramingTests {

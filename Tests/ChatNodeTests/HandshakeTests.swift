@@ -1,6 +1,7 @@
 /// docs/protocol.md §1: the handshake `<USERNAME>_<CHAT_ID>` and its replies 200 / 400 / 403.
 import Testing
 import ChatCore
+import TestSupport
 
 @Suite("Handshake")
 struct HandshakeTests {

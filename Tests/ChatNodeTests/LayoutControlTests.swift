@@ -4,6 +4,7 @@
 /// them like control characters, relays nothing, and keeps the session.
 import ChatCore
 import Testing
+import TestSupport
 
 @Suite("Layout controls")
 struct LayoutControlTests {

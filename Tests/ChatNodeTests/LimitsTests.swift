@@ -2,6 +2,7 @@
 import ChatCore
 import Foundation
 import Testing
+import TestSupport
 
 @Suite("Limits")
 struct LimitsTests {

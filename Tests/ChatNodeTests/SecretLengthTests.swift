@@ -5,6 +5,7 @@
 import ChatCore
 import Foundation
 import Testing
+import TestSupport
 
 @Suite("Cluster secret length")
 struct SecretLengthTests {

@@ -6,6 +6,7 @@ import Foundation
 import Testing
 #if canImport(Glibc)
 import Glibc
+import TestSupport
 #endif
 
 @Suite(.serialized) struct WebTests {

@@ -4,6 +4,7 @@
 import Foundation
 #if canImport(Glibc)
 import Glibc
+import TestSupport
 #endif
 
 final class FakeRelay: @unchecked Sendable {

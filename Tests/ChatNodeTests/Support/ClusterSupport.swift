@@ -4,6 +4,7 @@ import Foundation
 import Testing
 #if canImport(Glibc)
 import Glibc
+import TestSupport
 #endif
 
 /// A running `tcp_chat server -a 127.0.0.1 -p PORT ...`, where PORT may be fixed (a ring needs
@@ -187,24 +188,17 @@ func withCluster<T>(_ body: (ClusterNodes) throws -> T) throws -> T {
 /// docs/cluster-protocol.md §3): from then on the topology is stable and nothing in flight may be
 /// lost to a changing path.
 func awaitMesh(_ nodes: [ClusterNode], timeout: Duration = .seconds(10)) throws {
-    let deadline = Deadline(timeout)
-    while true {
+    try retry(for: timeout, every: .milliseconds(20), "the nodes forming a full mesh") { () -> Void? in
         let ids = nodes.map { $0.nodeID }
-        if ids.allSatisfy({ $0 != nil }) {
-            let all = Set(ids.compactMap { $0 })
-            let missing = nodes.compactMap { n -> String? in
-                let want = all.subtracting([n.nodeID!])
-                let have = n.linkedPeers
-                return have == want ? nil : "\(n.name) links to \(have.sorted()) instead of \(want.sorted())"
-            }
-            if missing.isEmpty { return }
-            if deadline.expired {
-                throw E2EError("the nodes did not form a full mesh within \(timeout): \(missing.joined(separator: "; "))")
-            }
-        } else if deadline.expired {
-            throw E2EError("a node logged no `node started ... node=<id>` line within \(timeout)")
+        guard ids.allSatisfy({ $0 != nil }) else { throw E2EError("a node logged no `node started ... node=<id>` line") }
+        let all = Set(ids.compactMap { $0 })
+        let missing = nodes.compactMap { n -> String? in
+            let want = all.subtracting([n.nodeID!])
+            let have = n.linkedPeers
+            return have == want ? nil : "\(n.name) links to \(have.sorted()) instead of \(want.sorted())"
         }
-        Thread.sleep(forTimeInterval: 0.02)
+        guard missing.isEmpty else { throw E2EError(missing.joined(separator: "; ")) }
+        return ()
     }
 }
 
@@ -255,16 +249,14 @@ func loginWhenFree(_ user: String, _ room: String, on node: ClusterNode, within 
                    _ what: String) throws -> (client: LineClient, after: Duration) {
     let start = ContinuousClock.now
     var replies: [String: Int] = [:]
-    while true {
+    let client = try retry(for: timeout, every: .milliseconds(20), "\(what): \(user) on \(node.name) logged in") { () -> LineClient? in
         let (reply, c) = try login(user, room, on: node)
-        if reply == "200" { return (c, ContinuousClock.now - start) }
+        if reply == "200" { return c }
         c.close()
         replies[reply, default: 0] += 1
-        if ContinuousClock.now - start >= timeout {
-            throw E2EError("\(what): \(user) on \(node.name) still refused after \(timeout) (replies: \(replies))")
-        }
-        Thread.sleep(forTimeInterval: 0.02)
+        throw E2EError("refused (replies: \(replies))")
     }
+    return (client, ContinuousClock.now - start)
 }
 
 // MARK: Ports and files

@@ -2,6 +2,7 @@
 import Foundation
 #if canImport(Glibc)
 import Glibc
+import TestSupport
 #endif
 
 /// One TCP connection to a node, driven step by step by a test.
@@ -334,5 +335,3 @@ final class LineClient {
         }
     }
 }
-
-func errnoText(_ code: Int32 = errno) -> String { "\(String(cString: strerror(code))) (errno \(code))" }

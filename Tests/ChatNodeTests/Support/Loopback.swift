@@ -1,6 +1,7 @@
 /// What the machine's loopback offers.
 #if canImport(Glibc)
 import Glibc
+import TestSupport
 #endif
 
 enum Loopback {

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 #if canImport(Glibc)
 import Glibc
+import TestSupport
 #endif
 
 /// A running `tcp_chat server -a ADDRESS -p 0 ...`.
@@ -152,33 +153,5 @@ func withNode<T>(_ flags: [String] = [], address: String = "127.0.0.1", fdLimit:
         return try body(node)
     } catch {
         throw E2EError("\(error)\n--- node stderr (tail) ---\n\(node.stderrTail)")
-    }
-}
-
-/// Where the `tcp_chat` executable under test is.
-enum NodeBinary {
-    /// `TCP_CHAT_BIN` if set; else `tcp_chat` next to the test runner or bundle;
-    /// else the package's `.build/debug/tcp_chat`.
-    static func path() throws -> String {
-        let fm = FileManager.default
-        if let env = ProcessInfo.processInfo.environment["TCP_CHAT_BIN"], !env.isEmpty {
-            guard fm.isExecutableFile(atPath: env) else { throw E2EError("TCP_CHAT_BIN=\(env) is not an executable file") }
-            return env
-        }
-        var candidates: [URL] = []
-        if let arg0 = CommandLine.arguments.first {
-            candidates.append(URL(fileURLWithPath: arg0).resolvingSymlinksInPath().deletingLastPathComponent())
-        }
-        let bundle = Bundle.main.bundleURL
-        candidates.append(bundle)
-        candidates.append(bundle.deletingLastPathComponent())
-        // Tests/ChatNodeTests/Support/NodeProcess.swift → package root
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent()
-        candidates.append(root.appendingPathComponent(".build/debug"))
-        candidates.append(URL(fileURLWithPath: fm.currentDirectoryPath).appendingPathComponent(".build/debug"))
-        let paths = candidates.map { $0.appendingPathComponent("tcp_chat").path }
-        for p in paths where fm.isExecutableFile(atPath: p) { return p }
-        throw E2EError("tcp_chat not found (set TCP_CHAT_BIN); looked at: \(paths.joined(separator: ", "))")
     }
 }

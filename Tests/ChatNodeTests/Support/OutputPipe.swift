@@ -1,6 +1,7 @@
 /// A child process's output, read with bounded waits.
 #if canImport(Glibc)
 import Glibc
+import TestSupport
 #endif
 
 /// The read end of a pipe that a child writes to. Reads only when asked, with poll(2),

@@ -1,4 +1,5 @@
 /// A small seeded PRNG (SplitMix64), so "random" junk is the same on every run.
+import TestSupport
 struct SplitMix64: RandomNumberGenerator {
     private var state: UInt64
     init(seed: UInt64) { state = seed }

@@ -3,6 +3,7 @@
 import Foundation
 #if canImport(Glibc)
 import Glibc
+import TestSupport
 #endif
 
 /// A temp directory with a cluster CA, node certificates it signed, and the bad cases:

@@ -11,12 +11,12 @@ import Glibc
 /// would never see the signals the shutdown tests send. Here the child starts with an
 /// empty mask and every signal at its default, in a process group of its own, and with no
 /// descriptor but its stdin, stdout and stderr.
-final class ChildProcess {
-    let pid: pid_t
+public final class ChildProcess {
+    public let pid: pid_t
     private var waitStatus: Int32?
 
     /// `stdin`/`stdout`/`stderr` are descriptors the child gets as 0/1/2 (nil: /dev/null).
-    init(executable: String, arguments: [String], environment: [String: String]? = nil,
+    public init(executable: String, arguments: [String], environment: [String: String]? = nil,
          directory: String? = nil, stdin: Int32? = nil, stdout: Int32? = nil, stderr: Int32? = nil) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -70,10 +70,10 @@ final class ChildProcess {
     deinit { killAndReap() }
 
     /// True once the child has ended (and was reaped).
-    var hasExited: Bool { reap(blocking: false) }
+    public var hasExited: Bool { reap(blocking: false) }
 
     /// Waits up to `timeout` for the child to end. True if it did.
-    func waitForExit(timeout: Duration) -> Bool {
+    public func waitForExit(timeout: Duration) -> Bool {
         let deadline = Deadline(timeout)
         while !reap(blocking: false) {
             if deadline.expired { return false }
@@ -83,30 +83,30 @@ final class ChildProcess {
     }
 
     /// The exit code, if the child exited normally.
-    var exitCode: Int32? {
+    public var exitCode: Int32? {
         guard let s = waitStatus, s & 0x7F == 0 else { return nil }
         return (s >> 8) & 0xFF
     }
 
     /// The signal that killed the child, if one did.
-    var terminatingSignal: Int32? {
+    public var terminatingSignal: Int32? {
         guard let s = waitStatus, s & 0x7F != 0, s & 0x7F != 0x7F else { return nil }
         return s & 0x7F
     }
 
     /// "exited with status 0", "killed by signal 9", "still running".
-    var statusText: String {
+    public var statusText: String {
         if let c = exitCode { return "exited with status \(c)" }
         if let s = terminatingSignal { return "killed by signal \(s)" }
         return "still running"
     }
 
-    func send(signal: Int32) {
+    public func send(signal: Int32) {
         if waitStatus == nil { _ = kill(pid, signal) }
     }
 
     /// SIGKILL if still running, then reap: no test leaves a process behind.
-    func killAndReap() {
+    public func killAndReap() {
         guard !reap(blocking: false) else { return }
         _ = kill(pid, SIGKILL)
         _ = reap(blocking: true)
@@ -128,11 +128,11 @@ final class ChildProcess {
 /// A pipe whose read end the test keeps and whose write end a child gets.
 /// Both ends are close-on-exec (and every child here starts with only 0, 1 and 2 open),
 /// so no other child inherits them.
-struct PipePair {
-    let readEnd: Int32
-    let writeEnd: Int32
+public struct PipePair {
+    public let readEnd: Int32
+    public let writeEnd: Int32
 
-    init() throws {
+    public init() throws {
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else { throw E2EError("pipe failed: \(errnoText())") }
         _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
