@@ -32,7 +32,7 @@ final class ChatSession {
     private let terminal: RawTerminal?
     private var editor: LineEditor
     private var splitter: IncomingSplitter
-    private var outbox: Outbox
+    private var outbox: PacedSendQueue
     /// Released by the outbox, not yet taken by the socket.
     private var unsent: [UInt8] = []
     private var nextOutboxMs: UInt64?
@@ -52,7 +52,7 @@ final class ChatSession {
         self.editor = LineEditor(prompt: "> ", columns: terminal != nil ? RawTerminal.columns() : 80,
                                  maxBytes: Limits().maxMessageBytes)
         self.splitter = IncomingSplitter(framing: framing)
-        self.outbox = Outbox(framing: framing, acceptedAtMs: Posix.nowMs())
+        self.outbox = PacedSendQueue(framing: framing, acceptedAtMs: Posix.nowMs())
     }
 
     private var interactive: Bool { terminal != nil }

@@ -48,7 +48,6 @@ final class Connection {
     var handler: (any ConnectionHandler)?
 
     /// Outgoing bytes not yet handed to libuv: (payload, how many of its bytes).
-    /// Outgoing bytes not yet handed to libuv.
     let outbox = Outbox()
     /// Writes handed to libuv whose callback has not come yet.
     private var inflightWrites = 0
@@ -494,7 +493,8 @@ private func onWrite(_ req: UnsafeMutablePointer<uv_write_t>?, _ status: Int32) 
 }
 
 /// One `uv_write` in flight and the payloads its buffers point into: libuv reads them until
-/// the write callback, so they stay referenced here until then. Reused by its connection.
+/// the write callback, so they stay referenced here until then. Reused from the loop's pool
+/// (`EventLoop.freeBatches`) by any connection.
 final class WriteBatch {
     let req = UnsafeMutablePointer<uv_write_t>.allocate(capacity: 1)
     /// Taken from the outbox whole when it fits (an array swap), with their queue references.

@@ -73,7 +73,7 @@ final class NodeMetrics {
         counter("drops", "Things dropped, by reason", rt.slowConsumerDrops, labels: [("reason", "slow_consumer")])
         counter("drops", "Things dropped, by reason", rt.memoryCapDrops, labels: [("reason", "memory_cap")])
         gauge("client_backlog_bytes", "Unsent bytes of all clients together (bounded by --max-total-queue-bytes)", node.loop.clientBacklog)
-        counter("drops", "Things dropped, by reason", rt.rateLimitPauses, labels: [("reason", "rate_limit")])
+        counter("rate_limit_pauses", "Times a client's reading was paused by --rate-limit (nothing is dropped)", rt.rateLimitPauses)
         counter("drops", "Things dropped, by reason", hub.refused, labels: [("reason", "bad_input")])
         counter("drops", "Things dropped, by reason", rt.handshakeFailures + rt.handshakeTimeouts, labels: [("reason", "bad_handshake")])
         counter("drops", "Things dropped, by reason", rt.peerProtocolErrors, labels: [("reason", "peer_protocol_error")])

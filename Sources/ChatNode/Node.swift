@@ -38,7 +38,8 @@ public final class Node {
     private var stopping = false
     private var stopDeadlineMs: UInt64 = 0
     private var lastAcceptErrorMs: UInt64 = 0
-    private var acceptErrors = 0
+    /// Accept failures since the last "cannot accept" log line (the total is `loop.stats.acceptErrors`).
+    private var acceptErrorsSinceLog = 0
     private var rng = SystemRandomNumberGenerator()
     /// Dialers whose address is being resolved (cancelled at stop).
     private var resolutions: [PeerDialer] = []
@@ -160,14 +161,14 @@ public final class Node {
         guard status == 0 else {
             // EMFILE and friends: libuv's spare-fd trick already shed the pending
             // connection, so nothing spins; log at most once a second.
-            acceptErrors += 1
+            acceptErrorsSinceLog += 1
             loop.stats.acceptErrors += 1
             let now = loop.nowMs
             if now - lastAcceptErrorMs >= 1000 || lastAcceptErrorMs == 0 {
                 logger.warning("cannot accept connections", metadata: [
-                    "error": "\(uvError(status))", "count": "\(acceptErrors)"])
+                    "error": "\(uvError(status))", "count": "\(acceptErrorsSinceLog)"])
                 lastAcceptErrorMs = now
-                acceptErrors = 0
+                acceptErrorsSinceLog = 0
             }
             return
         }

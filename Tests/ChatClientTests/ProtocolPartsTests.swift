@@ -83,9 +83,9 @@ import TestSupport
     }
 }
 
-@Suite struct OutboxTests {
+@Suite struct PacedSendQueueTests {
     @Test func lineSessionSendsEachMessageWithANewlineAndSaysExit() {
-        var o = Outbox(framing: .line)
+        var o = PacedSendQueue(framing: .line)
         o.enqueue(.message(Array("hi".utf8)))
         o.enqueue(.message(Array("yo".utf8)))
         o.enqueue(.goodbye)
@@ -95,7 +95,7 @@ import TestSupport
     }
 
     @Test func rawSessionSendsBareMessagesSpacedApartAndLeavesSilently() {
-        var o = Outbox(framing: .raw, rawGapMs: 200)
+        var o = PacedSendQueue(framing: .raw, rawGapMs: 200)
         o.enqueue(.message(Array("hi".utf8)))
         o.enqueue(.message(Array("yo".utf8)))
         o.enqueue(.goodbye)
@@ -113,11 +113,11 @@ import TestSupport
     }
 
     @Test func rawSessionHoldsTheFirstMessageAfterThe200() {
-        var o = Outbox(framing: .raw, rawGapMs: 200, acceptedAtMs: 5000)
+        var o = PacedSendQueue(framing: .raw, rawGapMs: 200, acceptedAtMs: 5000)
         o.enqueue(.message(Array("first".utf8)))
         #expect(o.release(nowMs: 5050).bytes.isEmpty)
         #expect(o.release(nowMs: 5200).bytes == Array("first".utf8))
-        var line = Outbox(framing: .line, acceptedAtMs: 5000)
+        var line = PacedSendQueue(framing: .line, acceptedAtMs: 5000)
         line.enqueue(.message(Array("first".utf8)))
         #expect(line.release(nowMs: 5000).bytes == Array("first\n".utf8))
     }

@@ -75,6 +75,9 @@ extension ClusterTests {
             #expect(m1["tcp_chat_messages_in_total"] == base + 3)
             #expect((m1["tcp_chat_messages_out_total"] ?? 0) >= 6)
             #expect(m1["tcp_chat_drops_total{reason=\"bad_input\"}"] == 1)
+            // Rate-limit pauses have their own counter: nothing was dropped for them.
+            #expect(m1["tcp_chat_rate_limit_pauses_total"] == 0)
+            #expect(m1["tcp_chat_drops_total{reason=\"rate_limit\"}"] == nil)
             #expect((m1["tcp_chat_claim_latency_seconds_count"] ?? 0) >= 2, "claims timed: \(m1["tcp_chat_claim_latency_seconds_count"] ?? -1)")
 
             // A node going away shows.

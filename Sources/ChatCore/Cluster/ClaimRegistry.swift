@@ -13,7 +13,7 @@ public struct ClaimRegistry: Sendable {
         /// When another node's claim in flight was last heard of (its CLAIM, first or resent).
         public var heardMs: UInt64 = 0
 
-        /// True when this claim beats `other` under the merge rule.
+        /// True when this claim beats the claim (`ts`, `holder`) under the merge rule.
         public func precedes(_ ts: UInt64, _ holder: NodeID) -> Bool {
             (self.ts, self.holder) < (ts, holder)
         }

@@ -13,7 +13,7 @@ import ChatCore
 /// With no terminator, only time separates messages: consecutive messages are spaced
 /// `rawGapMs` apart, longer than our node's 100 ms end-of-message silence, so a fast typist
 /// or a piped file never has two messages glued into one on either server.
-public struct Outbox: Sendable {
+public struct PacedSendQueue: Sendable {
     public enum Item: Equatable, Sendable {
         case message([UInt8])
         /// Leave the session once every message before it is out.
