@@ -69,9 +69,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // Processes, pipes, deadlines, `retry` and the binary's path, for every end-to-end test target.
+        // Processes, pipes, deadlines, `retry`, the binary's path and a seeded PRNG, shared by the test targets.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore"]),
+        .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore", "TestSupport"]),
         .testTarget(name: "ChatNodeTests", dependencies: ["ChatCore", "TestSupport", "tcp_chat"]),
         .testTarget(name: "ChatBenchTests", dependencies: ["ChatBench", "ChatCore", "TestSupport", "tcp_chat"]),
         .testTarget(name: "ChatClientTests", dependencies: ["ChatClient", "ChatCore", "TestSupport", "tcp_chat"]),

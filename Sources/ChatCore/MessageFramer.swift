@@ -38,14 +38,7 @@ public struct MessageFramer {
     public var hasPartial: Bool { buffer.count > start }
 
     public mutating func append(_ bytes: UnsafeRawBufferPointer) {
-        if start > 0 && start == buffer.count {
-            buffer.removeAll(keepingCapacity: true)
-            start = 0
-        } else if start > 4096 && start * 2 > buffer.count {
-            buffer.removeSubrange(0..<start)
-            start = 0
-        }
-        buffer.append(contentsOf: bytes)
+        appendCompacting(bytes, to: &buffer, consumed: &start)
     }
 
     public mutating func append<C: Collection>(contentsOf bytes: C) where C.Element == UInt8 {
@@ -125,4 +118,20 @@ public struct MessageFramer {
         start = 0
         scanned = 0
     }
+}
+
+/// Appends `bytes` to a parser's input `buffer`, whose first `consumed` bytes were parsed
+/// already: those are dropped first when nothing else is left, or when they are most of a
+/// large buffer (so a long stream neither grows the buffer nor copies it on every read).
+/// Shared by `MessageFramer` and `WebSocketDecoder`.
+@inline(__always)
+func appendCompacting(_ bytes: UnsafeRawBufferPointer, to buffer: inout [UInt8], consumed start: inout Int) {
+    if start > 0 && start == buffer.count {
+        buffer.removeAll(keepingCapacity: true)
+        start = 0
+    } else if start > 4096 && start * 2 > buffer.count {
+        buffer.removeSubrange(0..<start)
+        start = 0
+    }
+    buffer.append(contentsOf: bytes)
 }

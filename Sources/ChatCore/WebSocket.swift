@@ -121,14 +121,7 @@ public struct WebSocketDecoder: Sendable {
 
     public mutating func append(_ bytes: UnsafeRawBufferPointer) {
         guard !finished else { return }
-        if start > 0 && start == buffer.count {
-            buffer.removeAll(keepingCapacity: true)
-            start = 0
-        } else if start > 4096 && start * 2 > buffer.count {
-            buffer.removeSubrange(0..<start)
-            start = 0
-        }
-        buffer.append(contentsOf: bytes)
+        appendCompacting(bytes, to: &buffer, consumed: &start)
     }
 
     public mutating func append<C: Collection>(contentsOf bytes: C) where C.Element == UInt8 {

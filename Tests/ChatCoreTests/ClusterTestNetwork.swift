@@ -1,21 +1,17 @@
 import Testing
 @testable import ChatCore
+import TestSupport
 
 // A deterministic simulated network for the cluster core: N `Hub`+`Cluster` nodes wired
 // as the runtime wires them, links that are FIFO per direction, a seeded scheduler that
 // picks which link delivers next, and a fake clock. No sockets, no threads, no sleeps.
 
-/// SplitMix64: a small seeded generator, so every interleaving is reproducible from its seed.
+/// The simulations' generator: SplitMix64 from a scrambled seed, so every interleaving is
+/// reproducible from its seed (and the same as before the generator was shared).
 struct ClusterRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &* 0x2545F4914F6CDD1D &+ 0x1234_5678 }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    private var inner: SplitMix64
+    init(seed: UInt64) { inner = SplitMix64(seed: seed &* 0x2545F4914F6CDD1D &+ 0x1234_5678) }
+    mutating func next() -> UInt64 { inner.next() }
 }
 
 /// A session sink for cluster tests: records every line, the settled login, and a request
