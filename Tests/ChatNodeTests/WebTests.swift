@@ -75,6 +75,17 @@ import TestSupport
         #expect(output.contains("ws_edge: ok"), "no `ws_edge: ok` line\n\(output)")
     }
 
+    /// `https://` and `wss://` on the same port once TLS is configured (docs/tls.md).
+    @Test(.enabled("needs python3 with websockets (with CI set, its absence is a failure)") {
+        WebTests.enabled(WebTests.wsMissing, "the wss test")
+    }, .timeLimit(.minutes(2)))
+    func pageAndWebSocketOverTLS() throws {
+        if let why = Self.wsMissing { Issue.record("CI is set but the wss test cannot run: \(why)"); return }
+        let (exit, output) = try runScript("wss_check.py", limit: .seconds(60))
+        #expect(exit == 0, "wss_check.py exited \(exit)\n\(output)")
+        #expect(output.contains("wss_check: ok"), "no `wss_check: ok` line\n\(output)")
+    }
+
     @Test(.enabled("needs python3 with playwright and chromium (with CI set, their absence is a failure)") {
         WebTests.enabled(WebTests.browserMissing, "the browser test")
     }, .timeLimit(.minutes(3)))
