@@ -419,7 +419,6 @@ public final class Node {
 
 extension Node: ClusterTransport {
     public func send(_ line: Payload, to neighbor: NodeID) {
-        loop.assertOnLoop()
         links[neighbor]?.conn.send(line, length: line.count)
     }
 

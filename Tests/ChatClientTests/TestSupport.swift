@@ -47,53 +47,27 @@ func withSignalsUnblocked<T>(_ body: () throws -> T) rethrows -> T {
 }
 
 /// Runs `argv` to completion (bounded: killed after `timeout` s) and returns its stdout.
-/// posix_spawn with an empty signal mask and stdin/stderr on /dev/null; the child's stdout
-/// pipe is closed in any grandchild it forks (tmux's server), so EOF comes when it exits.
+/// A `ChildProcess` (empty signal mask, stdin and stderr on /dev/null, no other descriptor),
+/// so the stdout pipe reaches no grandchild it forks (tmux's server) beyond fd 1, and EOF
+/// comes when the tool exits.
 func runTool(_ argv: [String], environment: [String: String], timeout: Double = 5) -> String {
-    var fds: [Int32] = [-1, -1]
-    guard pipe(&fds) == 0 else { return "" }
-    _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-    posix_spawn_file_actions_addclose(&actions, fds[1])
-    var attr = posix_spawnattr_t()
-    posix_spawnattr_init(&attr)
-    defer { posix_spawnattr_destroy(&attr) }
-    var none = sigset_t()
-    sigemptyset(&none)
-    posix_spawnattr_setsigmask(&attr, &none)
-    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK))
-
-    let cArgs = argv.map { strdup($0) } + [nil]
-    let cEnv = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-    defer { (cArgs + cEnv).forEach { free($0) } }
-    var pid: pid_t = 0
-    let rc = posix_spawn(&pid, argv[0], &actions, &attr, cArgs, cEnv)
-    close(fds[1])
-    defer { close(fds[0]) }
-    guard rc == 0 else { return "" }
-
+    guard let out = try? PipePair() else { return "" }
+    defer { close(out.readEnd) }
+    let child = try? ChildProcess(executable: argv[0], arguments: Array(argv.dropFirst()), environment: environment, stdout: out.writeEnd)
+    close(out.writeEnd)
+    guard let child else { return "" }
+    let deadline = Deadline(.milliseconds(Int(timeout * 1000)))
     var output: [UInt8] = []
-    let deadline = Date().addingTimeInterval(timeout)
+    var buffer = [UInt8](repeating: 0, count: 65536)
     while true {
-        var p = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
-        let left = max(Int32(deadline.timeIntervalSinceNow * 1000), 0)
-        guard poll(&p, 1, left) > 0 else { break }
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        let n = read(fds[0], &buffer, buffer.count)
+        var p = pollfd(fd: out.readEnd, events: Int16(POLLIN), revents: 0)
+        guard poll(&p, 1, deadline.pollMilliseconds) > 0 else { break }
+        let n = read(out.readEnd, &buffer, buffer.count)
         if n <= 0 { break }
         output += buffer[0..<n]
     }
-    // Reap it (it has closed stdout, so it is exiting); SIGKILL if it overstays.
-    var status: Int32 = 0
-    while waitpid(pid, &status, WNOHANG) == 0 {
-        if Date() >= deadline { kill(pid, SIGKILL); _ = waitpid(pid, &status, 0); break }
-        usleep(10_000)
-    }
+    // It has closed stdout, so it is exiting; SIGKILL if it overstays.
+    if !child.waitForExit(timeout: .milliseconds(max(Int(deadline.pollMilliseconds), 100))) { child.killAndReap() }
     return String(decoding: output, as: UTF8.self)
 }
 
