@@ -1,6 +1,6 @@
 import ChatCore
 
-/// Makes bytes that came from the network safe to print on a terminal (docs/protocol.md §3):
+/// Makes bytes that came from the network safe to print on a terminal (docs/protocol.md §4; docs/security.md, "Nobody can drive an operator's terminal"):
 /// a member's text must never move the cursor, recolour the screen or retitle the window.
 ///
 /// Invalid UTF-8 becomes U+FFFD; every Unicode Cc character but TAB becomes visible in

@@ -1,5 +1,5 @@
 /// Texts the node itself sends. After the handshake they start with `* `, which no username
-/// can, so no one can mistake them for a member's message (docs/protocol.md §3).
+/// can, so no one can mistake them for a member's message (docs/protocol.md §4).
 public enum Notice {
     public static let accepted = "200"
     public static let malformed = "400"
