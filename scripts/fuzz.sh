@@ -81,7 +81,7 @@ while IFS= read -r -d '' f; do SUPPORT+=("$f"); done < <(find Fuzz/Support -name
 build_target() {
     local t=$1 SRC=() f
     while IFS= read -r -d '' f; do SRC+=("$f"); done < <(find "Fuzz/$t" -name '*.swift' -print0 | sort -z)
-    if swiftc -sanitize=fuzzer,address -parse-as-library -O -g \
+    if swiftc -sanitize=fuzzer,address -parse-as-library -O -wmo -g \
         -module-name "Fuzz_$t" "${SRC[@]}" "${SUPPORT[@]}" "${CORE[@]}" \
         -I "$BIN/Modules" "$OUT/libfuzzdeps.a" -o "$OUT/bin/$t" >"$OUT/logs/$t.build.log" 2>&1
     then echo 0 >"$OUT/logs/$t.build.rc"; else echo 1 >"$OUT/logs/$t.build.rc"; fi
