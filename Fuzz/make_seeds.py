@@ -51,8 +51,8 @@ hf("empty-line", "\n")
 hf("crlf-only", "\r\n")
 hf("handshake-too-long", "a" * 300, cfg=0x40)
 hf("handshake-too-long-small-limit", "aaaaaaaaaaaaaaaaaaaaaaaa_b\n", cfg=0x80)
-hf("peer-hello", "TCPCHAT-PEER/1 HELLO %s 10.0.0.1:8888 n0nce open\nHB %s 1 10.0.0.1:8888 -\n" % (A, A))
-hf("peer-hello-raw", "TCPCHAT-PEER/1 HELLO %s h:1 n open" % A, cfg=0x40)
+hf("peer-hello", "TCPCHAT-PEER/2 HELLO %s 10.0.0.1:8888 n0nce open\nHB %s 1 10.0.0.1:8888 -\n" % (A, A))
+hf("peer-hello-raw", "TCPCHAT-PEER/2 HELLO %s h:1 n open" % A, cfg=0x40)
 hf("status", "TCPCHAT-STATUS/1\nPUBLIC\n")
 hf("limit-8", "u_r\n0123456789\nshort\n12345678\r\n123456789\r\n", cfg=0x04)
 hf("limit-1-partial", "u_r\nab", cfg=0x41)
@@ -101,8 +101,8 @@ tc("control-raw", b"\x07bell", cfg=0x80)
 
 # ---- peer_codec: lines; a leading 0x00 byte selects the field-built mode ----------------
 lines = {
-    "hello-open": "TCPCHAT-PEER/1 HELLO %s 10.0.0.1:8888 %s open" % (A, "ab" * 16),
-    "hello-secret-ipv6": "TCPCHAT-PEER/1 HELLO %s [::1]:9 n secret" % B,
+    "hello-open": "TCPCHAT-PEER/2 HELLO %s 10.0.0.1:8888 %s open" % (A, "ab" * 16),
+    "hello-secret-ipv6": "TCPCHAT-PEER/2 HELLO %s [::1]:9 n secret" % B,
     "auth": "AUTH " + "0f" * 32,
     "error": "ERROR duplicate link",
     "hb": "HB %s 1 10.0.0.1:8888 -" % A,

@@ -9,7 +9,9 @@
 //     changes them;
 //   - for valid UTF-8 it says .controlCharacter exactly when the text holds a Unicode
 //     general category Cc scalar other than TAB (per the standard library's Unicode
-//     properties), which must also match the numeric ranges of the spec;
+//     properties), which must also match the numeric ranges of the spec, or one of the
+//     layout controls: a bidi embedding, override or isolate (Unicode property
+//     Bidi_Control minus the plain marks LRM, RLM, ALM) or a Zl/Zp separator;
 //   - its two entry points (raw buffer, generic collection) agree, on a slice at offset 1;
 //   - the Hub relays exactly the messages that are non-empty, not `/exit`, within the limit
 //     and without a problem (echo `<user> - <text>`), and answers every other non-empty
@@ -83,6 +85,17 @@ enum TextCheckRun {
         }
     }
 
+    /// The bidi embeddings, overrides and isolates and the line/paragraph separators, from
+    /// the Unicode database: Bidi_Control but LRM/RLM/ALM, and general categories Zl and Zp.
+    static func hasLayoutControlByProperties(_ s: String) -> Bool {
+        s.unicodeScalars.contains { u in
+            let p = u.properties
+            // LRM, RLM, ALM by value (an array literal here cost an allocation a scalar).
+            return (p.isBidiControl && u.value != 0x200E && u.value != 0x200F && u.value != 0x061C)
+                || p.generalCategory == .lineSeparator || p.generalCategory == .paragraphSeparator
+        }
+    }
+
     static func run(_ input: [UInt8]) {
         let cfg = input.first ?? 0
         let text = input.dropFirst()
@@ -98,8 +111,11 @@ enum TextCheckRun {
             require(problem != .invalidUTF8, "valid UTF-8 refused as invalid: \(hex(text))")
             let byProps = hasControlByProperties(s)
             require(byProps == hasControlByRanges(s), "Unicode Cc and the spec's ranges disagree on \(hex(text))")
-            require((problem == .controlCharacter) == byProps,
-                    "TextCheck says \(String(describing: problem)), Cc present: \(byProps), text \(hex(text))")
+            let layout = hasLayoutControlByProperties(s)
+            require(layout == s.unicodeScalars.contains { TextCheck.isLayoutControl($0.value) },
+                    "isLayoutControl and the Unicode properties disagree on \(hex(text))")
+            require((problem == .controlCharacter) == (byProps || layout),
+                    "TextCheck says \(String(describing: problem)), Cc present: \(byProps), layout control: \(layout), text \(hex(text))")
         } else {
             require(problem == .invalidUTF8, "invalid UTF-8 accepted as \(String(describing: problem)): \(hex(text))")
         }

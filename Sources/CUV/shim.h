@@ -3,6 +3,7 @@
 #define TCP_CHAT_CUV_SHIM_H
 
 #include <uv.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <pthread.h>
 #include <string.h>
@@ -24,6 +25,13 @@ static inline void cuv_unblock_stop_signals(void) {
 }
 
 /* Handles are cast between their "subclasses"; these keep the casts out of Swift. */
+/* The soft limit on open files (RLIMIT_NOFILE): the node's connection budget derives from it. */
+static inline long cuv_fd_limit(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1000000) return 1000000;
+    return (long)rl.rlim_cur;
+}
+
 static inline uv_handle_t *cuv_handle(void *h) { return (uv_handle_t *)h; }
 static inline uv_stream_t *cuv_stream(void *h) { return (uv_stream_t *)h; }
 

@@ -45,13 +45,13 @@ final class ChatSession {
     private var lastBusyMs: UInt64 = 0
     private var outcome: Outcome?
 
-    init(fd: Int32, framing: Framing, skipLeadingNewline: Bool, signals: SignalPipe, terminal: RawTerminal?) {
+    init(fd: Int32, framing: Framing, signals: SignalPipe, terminal: RawTerminal?) {
         self.fd = fd
         self.signals = signals
         self.terminal = terminal
         self.editor = LineEditor(prompt: "> ", columns: terminal != nil ? RawTerminal.columns() : 80,
                                  maxBytes: Limits().maxMessageBytes)
-        self.splitter = IncomingSplitter(framing: framing, skipLeadingNewline: skipLeadingNewline)
+        self.splitter = IncomingSplitter(framing: framing)
         self.outbox = Outbox(framing: framing, acceptedAtMs: Posix.nowMs())
     }
 

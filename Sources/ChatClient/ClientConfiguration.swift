@@ -6,19 +6,30 @@ public struct ClientConfiguration: Sendable {
     public var port: Int
     public var username: String
     public var chatID: String
-    /// `--line`: send the handshake with `\n`, so our nodes frame every message with `\n`.
-    public var lineFraming: Bool
+    /// `--framing auto|line|raw` (`--line`, `--raw`): which handshake to send (HandshakePlan).
+    public var mode: HandshakePlan.Mode
     /// Bound on resolving and connecting (all addresses together).
     public var connectTimeoutMs = 5_000
     /// Bound on the wait for `200`/`403`/`400`.
     public var replyTimeoutMs = 10_000
+    /// After a bare `200` to a line handshake: how long its `\n` may take. A node sends
+    /// `200\n` in one write, so it comes at once; this also keeps us from leaving the
+    /// original server before it has put the connection in its room (leaving earlier can
+    /// leave our name taken there for good).
+    public var lineReplyGraceMs = 300
+    /// Bound on the original server closing the connection we leave after the fallback.
+    public var fallbackCloseMs = 2_000
+    /// After the fallback, the original server may not have freed our name yet when the
+    /// bare handshake arrives: a `403` is retried this often, for this long.
+    public var nameRetryEveryMs = 100
+    public var nameRetryForMs = 1_500
 
-    public init(host: String, port: Int, username: String, chatID: String, lineFraming: Bool) {
+    public init(host: String, port: Int, username: String, chatID: String, mode: HandshakePlan.Mode = .auto) {
         self.host = host
         self.port = port
         self.username = username
         self.chatID = chatID
-        self.lineFraming = lineFraming
+        self.mode = mode
     }
 
     /// `host:port` for messages, with an IPv6 literal in brackets (`[::1]:8888`).
@@ -43,9 +54,9 @@ public struct ClientConfiguration: Sendable {
         return nil
     }
 
-    /// The first message (SPEC.md §3.1). Bare by default, like the original client, so the
-    /// original server (which takes the whole first read as the handshake) accepts it.
-    public var handshake: [UInt8] {
-        Array("\(username)_\(chatID)".utf8) + (lineFraming ? [UInt8(ascii: "\n")] : [])
+    /// The first message (SPEC.md §3.1): `user_room\n` for a line attempt, `user_room` bare
+    /// (as the original client sends it) for the fallback and `--raw`.
+    public func handshake(_ attempt: HandshakePlan.Attempt) -> [UInt8] {
+        Array("\(username)_\(chatID)".utf8) + (attempt == .line ? [UInt8(ascii: "\n")] : [])
     }
 }

@@ -1,8 +1,13 @@
+import ChatCore
+
 /// Makes bytes that came from the network safe to print on a terminal (SPEC.md §3.3):
 /// a member's text must never move the cursor, recolour the screen or retitle the window.
 ///
 /// Invalid UTF-8 becomes U+FFFD; every Unicode Cc character but TAB becomes visible in
 /// `cat -v` notation: C0 as `^@`…`^_` (ESC is `^[`), DEL as `^?`, C1 as `M-^@`…`M-^_`.
+/// The bidirectional embeddings, overrides and isolates and the line/paragraph separators
+/// (`TextCheck.isLayoutControl`) become `<U+202E>` and the like: a tcp_chat node refuses
+/// them, but the original server relays anything, and they would reorder or split the line.
 public enum Sanitizer {
     public static func displayText<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
         // Fast path: printable ASCII (and TAB) needs no work.
@@ -25,6 +30,8 @@ public enum Sanitizer {
             case 0x80...0x9F:
                 out.append(contentsOf: "M-".unicodeScalars)
                 appendCaret(UInt8(v - 0x80), to: &out)
+            case _ where TextCheck.isLayoutControl(v):
+                out.append(contentsOf: "<U+\(String(v, radix: 16, uppercase: true))>".unicodeScalars)
             default:
                 out.append(scalar)
             }

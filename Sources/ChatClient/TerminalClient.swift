@@ -26,61 +26,93 @@ public enum TerminalClient {
         }
         defer { signals.uninstall() }
 
-        let fd: Int32
-        switch Connector.connect(host: config.host, port: config.port, timeoutMs: config.connectTimeoutMs, signals: signals) {
-        case .success(let s):
-            fd = s
-        case .failure(.failed(let reason)):
-            printLine("Cannot connect to \(config.address): \(reason)", to: STDERR_FILENO)
-            return 1
-        case .failure(.interrupted(let sig)):
-            return 128 + sig
+        // A line handshake first (unless --raw); on a server that is not a tcp_chat node,
+        // the bare one (HandshakePlan).
+        var attempt = HandshakePlan.first(config.mode)
+        var nameRetryUntil: UInt64?
+        var fd: Int32 = -1
+        var framing = Framing.raw
+        var early: [UInt8] = []
+        attempts: while true {
+            switch Connector.connect(host: config.host, port: config.port, timeoutMs: config.connectTimeoutMs, signals: signals) {
+            case .success(let s):
+                fd = s
+            case .failure(.failed(let reason)):
+                printLine("Cannot connect to \(config.address): \(reason)", to: STDERR_FILENO)
+                return 1
+            case .failure(.interrupted(let sig)):
+                return 128 + sig
+            }
+            let thisAttempt = attempt
+            let step: HandshakePlan.Step
+            switch HandshakeExchange.perform(fd: fd, handshake: config.handshake(attempt), timeoutMs: config.replyTimeoutMs,
+                                             graceMs: config.lineReplyGraceMs, signals: signals,
+                                             decide: { HandshakePlan.step(mode: config.mode, attempt: thisAttempt, received: $0, graceOver: $1) }) {
+            case .success(let s):
+                step = s
+            case .failure(let failure):
+                close(fd)
+                switch failure {
+                case .timedOut:
+                    printLine("No answer from \(config.address) to the handshake within \(config.replyTimeoutMs / 1000) s.", to: STDERR_FILENO)
+                case .closed:
+                    printLine("The node at \(config.address) closed the connection without answering the handshake.", to: STDERR_FILENO)
+                case .socketError(let e):
+                    printLine("Lost the connection to \(config.address) during the handshake: \(Posix.errorText(e)).", to: STDERR_FILENO)
+                case .interrupted(let sig):
+                    return 128 + sig
+                }
+                return 1
+            }
+
+            switch step {
+            case .chat(let f, let rest):
+                framing = f
+                early = rest
+                break attempts
+            case .wait:
+                preconditionFailure("HandshakeExchange returns only decided steps")
+            case .fallBack(let accepted):
+                // Not a tcp_chat node (the original server): leave, then the bare handshake.
+                if let sig = HandshakeExchange.leave(fd: fd, timeoutMs: config.fallbackCloseMs, signals: signals) { return 128 + sig }
+                attempt = .bare
+                if accepted { nameRetryUntil = Posix.nowMs() + UInt64(config.nameRetryForMs) }
+                continue attempts
+            case .notLineNode(let bytes):
+                close(fd)
+                let shown = Sanitizer.displayText(bytes.prefix(60))
+                printLine("\(config.address) answered the line handshake with \"\(shown)\", not \"200\" and a newline: "
+                          + "it is not a tcp_chat node (try without --line).", to: STDERR_FILENO)
+                return 1
+            case .refused(let reply):
+                close(fd)
+                switch reply {
+                case .nameTaken:
+                    // Right after the fallback the original server may still hold the name
+                    // our first connection had: ask again for a moment.
+                    if let until = nameRetryUntil, Posix.nowMs() < until {
+                        if let sig = HandshakeExchange.pause(ms: config.nameRetryEveryMs, signals: signals) { return 128 + sig }
+                        continue attempts
+                    }
+                    printLine("The name \(config.username) is already connected.", to: STDERR_FILENO)
+                case .malformed:
+                    printLine("The node refused the handshake as malformed (400).", to: STDERR_FILENO)
+                case .unexpected(let bytes):
+                    let shown = Sanitizer.displayText(bytes.prefix(60))
+                    printLine("Unexpected answer to the handshake from \(config.address): \"\(shown)\".", to: STDERR_FILENO)
+                case .accepted:
+                    printLine("Unexpected answer to the handshake from \(config.address).", to: STDERR_FILENO)
+                }
+                return 1
+            }
         }
         defer { close(fd) }
-
-        let reply: HandshakeReply
-        switch HandshakeExchange.perform(fd: fd, handshake: config.handshake, timeoutMs: config.replyTimeoutMs, signals: signals) {
-        case .success(let r):
-            reply = r
-        case .failure(.timedOut):
-            printLine("No answer from \(config.address) to the handshake within \(config.replyTimeoutMs / 1000) s.", to: STDERR_FILENO)
-            return 1
-        case .failure(.closed):
-            printLine("The node at \(config.address) closed the connection without answering the handshake.", to: STDERR_FILENO)
-            return 1
-        case .failure(.socketError(let e)):
-            printLine("Lost the connection to \(config.address) during the handshake: \(Posix.errorText(e)).", to: STDERR_FILENO)
-            return 1
-        case .failure(.interrupted(let sig)):
-            return 128 + sig
-        }
-
-        let framing: Framing
-        let early: [UInt8]
-        switch reply {
-        case .accepted(let f, let rest):
-            // Exactly `200` so far: the session has the framing we asked for; a line node's
-            // `\n` may still be in flight, so the splitter drops one leading `\n`.
-            framing = f ?? (config.lineFraming ? .line : .raw)
-            early = rest
-        case .nameTaken:
-            printLine("The name \(config.username) is already connected.", to: STDERR_FILENO)
-            return 1
-        case .malformed:
-            printLine("The node refused the handshake as malformed (400).", to: STDERR_FILENO)
-            return 1
-        case .unexpected(let bytes):
-            let shown = Sanitizer.displayText(bytes.prefix(60))
-            printLine("Unexpected answer to the handshake from \(config.address): \"\(shown)\".", to: STDERR_FILENO)
-            return 1
-        }
 
         printLine("Connected to \(config.address) as \(config.username) in room \(config.chatID). Type /exit to leave.",
                   to: STDOUT_FILENO)
         // The line editor needs both ends on a terminal; otherwise plain lines in and out.
         let terminal = isatty(STDIN_FILENO) == 1 && isatty(STDOUT_FILENO) == 1 ? RawTerminal() : nil
-        let session = ChatSession(fd: fd, framing: framing, skipLeadingNewline: reply == .accepted(framing: nil, rest: []) && framing == .line,
-                                  signals: signals, terminal: terminal)
+        let session = ChatSession(fd: fd, framing: framing, signals: signals, terminal: terminal)
         let outcome = session.run(early: early)
         if let message = outcome.message {
             printLine(message, to: outcome.code == 0 ? STDOUT_FILENO : STDERR_FILENO)

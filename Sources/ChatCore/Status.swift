@@ -11,7 +11,7 @@ public enum StatusAccess {
     public static func proof(secret: [UInt8], nonce: String) -> String {
         let mac = HMAC<SHA256>.authenticationCode(for: Array("tcp_chat-status-v1|\(nonce)".utf8),
                                                   using: SymmetricKey(data: secret))
-        return mac.map { b in (b < 16 ? "0" : "") + String(b, radix: 16) }.joined()
+        return Hex.encode(mac)
     }
 }
 

@@ -6,8 +6,22 @@ public enum TextProblem: Equatable, Sendable {
 
 /// Validates message text in one pass: well-formed UTF-8 (no overlongs, surrogates or
 /// code points past U+10FFFF) with no Unicode Cc character except TAB — that is no C0
-/// byte but 0x09, no DEL, and no C1 (U+0080…U+009F, encoded C2 80…C2 9F).
+/// byte but 0x09, no DEL, and no C1 (U+0080…U+009F, encoded C2 80…C2 9F) — and none of
+/// the characters that move or reorder text on a terminal without being Cc (see
+/// `isLayoutControl`). Both count as `.controlCharacter`: the same notice, the same rule
+/// for a client's text and a peer's `MSG`.
 public enum TextCheck {
+    /// The bidirectional embeddings, overrides and isolates (U+202A…U+202E, U+2066…U+2069)
+    /// and the line and paragraph separators (U+2028, U+2029). A message holding them can
+    /// reverse the rest of a receiver's line, or start what looks like a new line, and so
+    /// forge `bob - …` or reorder what others wrote. Refused by the node; shown as
+    /// `<U+XXXX>` by the terminal client (Sanitizer.swift). The plain marks LRM, RLM and
+    /// ALM (U+200E, U+200F, U+061C) stay allowed: they change no order beyond their own
+    /// neighbours and right-to-left text needs them.
+    public static func isLayoutControl(_ scalar: UInt32) -> Bool {
+        (0x2028...0x202E).contains(scalar) || (0x2066...0x2069).contains(scalar)
+    }
+
     public static func problem(in text: UnsafeRawBufferPointer) -> TextProblem? {
         var control = false
         var i = 0
@@ -39,6 +53,11 @@ public enum TextCheck {
                 if len > 3 { guard text[i + 3] & 0xC0 == 0x80 else { return .invalidUTF8 } }
             }
             if b == 0xC2 && b1 <= 0x9F { control = true }
+            // U+2028…U+202E are E2 80 A8…AE; U+2066…U+2069 are E2 81 A6…A9 (isLayoutControl).
+            if b == 0xE2 {
+                let b2 = text[i + 2]
+                if (b1 == 0x80 && b2 >= 0xA8 && b2 <= 0xAE) || (b1 == 0x81 && b2 >= 0xA6 && b2 <= 0xA9) { control = true }
+            }
             i += len
         }
         return control ? .controlCharacter : nil

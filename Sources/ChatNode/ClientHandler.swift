@@ -24,6 +24,9 @@ final class ClientHandler: ConnectionHandler, SessionSink {
     private var resumeDeadline: UInt64?
     let id: UInt64
     private(set) var address = "?"
+    /// The connection became a peer link or a status request: this handler no longer
+    /// touches it (its timer and reading belong to the new handler).
+    private var handedOver = false
 
     init(node: Node, conn: Connection, id: UInt64) {
         self.node = node
@@ -60,7 +63,10 @@ final class ClientHandler: ConnectionHandler, SessionSink {
         guard let name = waitingFor else { return }
         waitingFor = nil
         accepted(s, name: name)
-        if state == .open && s != nil { process() }
+        if state == .open && s != nil {
+            conn.startReading()
+            process()
+        }
     }
 
     func endSession() {
@@ -81,7 +87,7 @@ final class ClientHandler: ConnectionHandler, SessionSink {
     private func process() {
         let limits = node.hub.limits
         silenceDeadline = nil
-        while state == .open && waitingFor == nil {
+        while state == .open && waitingFor == nil && !handedOver {
             if session == nil {
                 guard let frame = framer.next() else { break }
                 handshake(frame, framing: .line)
@@ -95,7 +101,7 @@ final class ClientHandler: ConnectionHandler, SessionSink {
             _ = rate.take(nowMs: loop.nowMs)
             deliver(frame)
         }
-        guard state == .open else { return }
+        guard state == .open, !handedOver else { return }
         if paused { paused = false; resumeDeadline = nil; conn.startReading() }
         if framer.hasPartial && waitingFor == nil { silenceDeadline = loop.nowMs + limits.silenceMs }
         rearm()
@@ -126,7 +132,7 @@ final class ClientHandler: ConnectionHandler, SessionSink {
         if let h = handshakeDeadline, now >= h, silenceDeadline.map({ now < $0 }) ?? true {
             // A silence that completes the handshake wins over a timeout in the same turn.
             loop.stats.handshakeTimeouts += 1
-            node.logger.notice("handshake timeout", metadata: ["conn": "\(id)"])
+            node.refusal("handshake timeout", metadata: ["conn": "\(id)", "from": "\(address)"])
             close(reason: "handshake timeout")
             return
         }
@@ -176,12 +182,14 @@ final class ClientHandler: ConnectionHandler, SessionSink {
                 reject(hub.malformed, why: "peer handshake without a newline")
                 return
             }
+            // The peer handshake must finish by the client handshake's deadline, with short lines.
+            handedOver = true
+            let link = PeerLink(node: node, conn: conn, dialer: nil, deadlineMs: handshakeDeadline)
             handshakeDeadline = nil
-            conn.cancelTimer()
-            let link = PeerLink(node: node, conn: conn, dialer: nil)
             conn.handler = link
             link.takeOver(firstLine: line, rest: framer.takeBuffered())
         case .status:
+            handedOver = true
             handshakeDeadline = nil
             conn.cancelTimer()
             let status = StatusHandler(node: node, conn: conn)
@@ -193,7 +201,10 @@ final class ClientHandler: ConnectionHandler, SessionSink {
             case .accepted(let s):
                 accepted(s, name: user)
             case .pending:
+                // Nothing more is read while the cluster settles the name: a client cannot
+                // pile up input behind a login that waits (docs/security.md).
                 waitingFor = user
+                conn.stopReading()
             case .nameTaken:
                 accepted(nil, name: user)
             }
@@ -207,6 +218,7 @@ final class ClientHandler: ConnectionHandler, SessionSink {
             return
         }
         session = s
+        node.authenticated(conn)
         framer.maxBytes = node.hub.limits.maxMessageBytes
         framer.releaseIfEmpty()
         node.logger.info("login", metadata: [
@@ -215,7 +227,7 @@ final class ClientHandler: ConnectionHandler, SessionSink {
 
     private func reject(_ reply: Payload, why: String) {
         loop.stats.handshakeFailures += 1
-        node.logger.notice("\(why)", metadata: ["conn": "\(id)"])
+        node.refusal(why, metadata: ["conn": "\(id)", "from": "\(address)"])
         send(reply, length: reply.length(for: framing))
         closeAfterFlush(reason: why)
     }

@@ -112,4 +112,8 @@ struct RuntimeStats {
     var handshakeFailures = 0
     var handshakeTimeouts = 0
     var peerProtocolErrors = 0
+    /// Connections closed at accept because too many were unauthenticated.
+    var pendingLimitRefusals = 0
+    /// Messages of new origins ignored because the cluster was at its node limit.
+    var originsRefused = 0
 }

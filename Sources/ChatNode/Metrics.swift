@@ -41,6 +41,12 @@ final class NodeMetrics {
         g.set(Double(value))
     }
 
+    /// A learned address was forgotten: its gauge goes too, so the label set stays bounded.
+    func forgetAddress(_ address: String) {
+        let key = "peer_link_up|address=\(address)"
+        if let g = gauges.removeValue(forKey: key) { registry.unregisterGauge(g) }
+    }
+
     /// The exposition text, with every value read from the node now.
     func render(_ node: Node) -> [UInt8] {
         let hub = node.hub.stats, rt = node.loop.stats
@@ -70,6 +76,9 @@ final class NodeMetrics {
         counter("drops", "Things dropped, by reason", hub.refused, labels: [("reason", "bad_input")])
         counter("drops", "Things dropped, by reason", rt.handshakeFailures + rt.handshakeTimeouts, labels: [("reason", "bad_handshake")])
         counter("drops", "Things dropped, by reason", rt.peerProtocolErrors, labels: [("reason", "peer_protocol_error")])
+        counter("drops", "Things dropped, by reason", rt.pendingLimitRefusals, labels: [("reason", "pending_limit")])
+        counter("drops", "Things dropped, by reason", rt.originsRefused, labels: [("reason", "origin_limit")])
+        gauge("unauthenticated_connections", "Connections not yet logged in or authenticated", node.unauthenticatedCount)
         counter("drops", "Things dropped, by reason", hub.kicked, labels: [("reason", "name_lost_in_merge")])
         return registry.emitToBuffer()
     }

@@ -33,6 +33,14 @@ public final class Node {
     private var rng = SystemRandomNumberGenerator()
     /// Dialers whose address is being resolved (cancelled at stop).
     private var resolutions: [PeerDialer] = []
+    /// Connections not yet logged in or authenticated (docs/security.md): bounded by
+    /// `pendingBudget`, so strangers cannot hold more than that many.
+    private var unauthenticated: Set<ObjectIdentifier> = []
+    /// Connections accepted at once, and how many of them may be unauthenticated.
+    let connectionBudget: Int
+    let pendingBudget: Int
+    /// Refusals and defences are logged through this, a few lines a second per kind.
+    private var logLimiter = LogLimiter()
     let startedMs: UInt64
     /// Prometheus metrics, when `--metrics` is given.
     private(set) var metrics: NodeMetrics?
@@ -54,6 +62,7 @@ public final class Node {
         logger = config.logger
         peerQueueBytes = config.peerQueueBytes
         secret = config.clusterSecret
+        (connectionBudget, pendingBudget) = config.limits.connectionBudget(fdLimit: Int(cuv_fd_limit()))
         cron = .allocate(capacity: 1)
         uv_timer_init(loop.raw, cron)
         startedMs = loop.nowMs
@@ -75,6 +84,7 @@ public final class Node {
         let loop = self.loop
         cluster.clock = { (loop.nowMs, wallClockMs()) }
         cluster.preciseNowUs = { uv_hrtime() / 1000 }
+        cluster.onEvent = { [unowned self] event in self.clusterEvent(event) }
         listener?.onConnection = { [unowned self] status in self.accept(status) }
         cron.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         uv_timer_start(cron, onCron, Node.cronMs, Node.cronMs)
@@ -149,13 +159,20 @@ public final class Node {
         conn.handler = client
         guard conn.accept(from: server) else { return }
         loop.stats.accepted += 1
-        let limit = hub.limits.maxConnections
-        if limit > 0 && connections.count >= limit {
-            logger.warning("connection limit reached", metadata: ["limit": "\(limit)"])
+        if connections.count >= connectionBudget {
+            refusal("connection limit reached", level: .warning, metadata: ["limit": "\(connectionBudget)"])
             conn.close(reason: "connection limit")
             return
         }
+        if unauthenticated.count >= pendingBudget {
+            loop.stats.pendingLimitRefusals += 1
+            refusal("too many connections waiting to log in or authenticate", level: .warning,
+                    metadata: ["limit": "\(pendingBudget)"])
+            conn.close(reason: "pending connection limit")
+            return
+        }
         connections[ObjectIdentifier(conn)] = conn
+        unauthenticated.insert(ObjectIdentifier(conn))
         client.start()
     }
 
@@ -174,7 +191,41 @@ public final class Node {
 
     func forget(_ c: Connection) {
         connections[ObjectIdentifier(c)] = nil
+        unauthenticated.remove(ObjectIdentifier(c))
         if stopping && connections.isEmpty { closeCron() }
+    }
+
+    /// The connection logged in (a client) or proved itself (a peer): it no longer counts
+    /// against the budget of unauthenticated connections.
+    func authenticated(_ c: Connection) {
+        unauthenticated.remove(ObjectIdentifier(c))
+    }
+
+    /// Connections that have not logged in or authenticated yet.
+    var unauthenticatedCount: Int { unauthenticated.count }
+
+    /// Logs a refusal or a defence at most a few times a second per kind (`LogLimiter`),
+    /// with how many of its kind were not logged since the last line.
+    func refusal(_ message: String, level: Logger.Level = .notice, metadata: Logger.Metadata = [:]) {
+        guard let suppressed = logLimiter.admit(message, nowMs: loop.nowMs) else { return }
+        var m = metadata
+        if suppressed > 0 { m["suppressed"] = "\(suppressed)" }
+        logger.log(level: level, "\(message)", metadata: m)
+    }
+
+    private func clusterEvent(_ event: ClusterEvent) {
+        switch event {
+        case .tooManyNodes(let id):
+            loop.stats.originsRefused += 1
+            refusal("ignoring a new origin: the cluster is at its node limit", level: .warning,
+                    metadata: ["origin": "\(id)", "limit": "\(Cluster.maxNodes)"])
+        case .unresponsive(let id):
+            refusal("node did not answer a claim within the peer timeout; treating it as failed", level: .warning,
+                    metadata: ["node": "\(id)"])
+        case .byeIgnored(let origin, let via):
+            refusal("ignoring a BYE for a neighbor that did not come on its own link", level: .warning,
+                    metadata: ["origin": "\(origin)", "via": "\(via)"])
+        }
     }
 
     // MARK: Peer links
@@ -209,6 +260,10 @@ public final class Node {
                 return
             }
             links[remote] = link
+            if redial {
+                logger.notice("peer link replaced by a newer one dialed by the same node", metadata: [
+                    "peer": "\(remote)", "old": "\(existing.address)", "new": "\(link.address)"])
+            }
             existing.send(.error(reason: "duplicate link"))
             existing.conn.closeAfterFlush(reason: "duplicate link", graceMs: 200)
             cluster.linkUp(remote, advertise: advertise, nowMs: loop.nowMs)
@@ -272,6 +327,7 @@ public final class Node {
                 link.conn.close(reason: "peer timeout")
             }
         }
+        forgetGoneAddresses(nowMs: now)
         for d in dialers.values where d.link == nil && !d.resolving && now >= d.nextAttemptMs {
             if let n = d.node, links[n] != nil { d.retryLater(nowMs: now, ms: 1000); continue }
             if d.address == cluster.advertise { continue }
@@ -324,16 +380,41 @@ extension Node: ClusterTransport {
 
     /// Keeps every node's address dialed while that node is not linked (the housekeeping
     /// tick skips addresses whose node is linked), so links come back after any failure.
+    /// Learned addresses are bounded (`Limits.maxClusterNodes`) and forgotten once their
+    /// node has been gone for `Limits.learnedAddressTtlMs` (`forgetGoneAddresses`).
     public func learned(node: NodeID, address: String) {
-        guard !stopping, address != cluster.advertise, splitHostPort(address).1 != nil else { return }
+        guard !stopping, address != cluster.advertise, HostPort(address) != nil else { return }
         if let d = dialers[address] {
             d.node = node
+            d.goneSinceMs = nil
             return
         }
-        let d = PeerDialer(address: address, node: node)
+        guard dialers.values.count(where: { $0.learned }) < Limits.maxClusterNodes else {
+            refusal("not dialing a learned address: at the limit of learned addresses", level: .warning,
+                    metadata: ["address": "\(address)", "limit": "\(Limits.maxClusterNodes)"])
+            return
+        }
+        let d = PeerDialer(address: address, node: node, learned: true)
         // Linked now: the first dial waits until the link is gone.
         if links[node] != nil { d.retryLater(nowMs: loop.nowMs, ms: 1000) }
         dialers[address] = d
+    }
+}
+
+extension Node {
+    /// Forgets learned addresses whose node is neither linked nor known alive for
+    /// `Limits.learnedAddressTtlMs` (a node that left, or an address a peer made up).
+    /// `--peer` addresses are kept for ever.
+    fileprivate func forgetGoneAddresses(nowMs: UInt64) {
+        for (address, d) in dialers where d.learned && d.link == nil && !d.resolving {
+            let alive = d.node.map { links[$0] != nil || cluster.nodes[$0] != nil } ?? false
+            if alive { d.goneSinceMs = nil; continue }
+            guard let since = d.goneSinceMs else { d.goneSinceMs = nowMs; continue }
+            if nowMs >= since + Limits.learnedAddressTtlMs {
+                dialers[address] = nil
+                metrics?.forgetAddress(address)
+            }
+        }
     }
 }
 

@@ -2,39 +2,45 @@ import CUV
 import ChatCore
 import Logging
 
-/// A link to another node (SPEC.md §4): the HELLO/AUTH handshake, then lines handed to the
-/// Cluster. Incoming links start as clients and are handed over at their first line;
-/// outgoing ones are made by a `PeerDialer`. Called on the node's loop thread only.
+/// A link to another node (docs/cluster-protocol.md §3): the bytes of one connection fed
+/// to a `PeerSession` (the core decides the handshake, the line limits and what goes to
+/// the Cluster), and its events acted on: send, bring the link up, log and close.
+/// Incoming links start as clients and are handed over at their first line; outgoing ones
+/// are made by a `PeerDialer`. Until the handshake is done a link costs no more than a
+/// client handshake: short lines and the handshake deadline. Called on the loop thread only.
 final class PeerLink: ConnectionHandler {
     private unowned let node: Node
     let conn: Connection
-    private var handshake: PeerHandshake
-    private var framer: MessageFramer
-    /// The node at the other end, once the handshake is done.
+    private var session: PeerSession
+    /// The node at the other end, once the handshake is done (kept here as well as in the
+    /// session: the session is being mutated while its events are handled).
     private(set) var remote: NodeID?
-    private(set) var established = false
+    var established: Bool { remote != nil }
     /// The dialer that made this link; nil for a link the other node dialed.
     let dialer: PeerDialer?
-    let openedMs: UInt64
     private(set) var lastHeardMs: UInt64
     private(set) var address = "?"
+    /// When the handshake must be done (connect, HELLO and AUTH included).
+    private var handshakeDeadlineMs: UInt64
 
-    private static let errorPrefix: [UInt8] = Array("ERROR ".utf8)
-
-    /// Longest peer line: a STATE line lists every name a node holds.
-    static let maxLineBytes = 16 * 1024 * 1024
-
-    init(node: Node, conn: Connection, dialer: PeerDialer?) {
+    /// `deadlineMs`: when the handshake must be done; an incoming link keeps the deadline
+    /// its connection had as a client.
+    init(node: Node, conn: Connection, dialer: PeerDialer?, deadlineMs: UInt64? = nil) {
         self.node = node
         self.conn = conn
         self.dialer = dialer
-        handshake = node.newHandshake()
-        framer = MessageFramer(maxBytes: PeerLink.maxLineBytes)
-        openedMs = node.loop.nowMs
-        lastHeardMs = openedMs
+        session = PeerSession(handshake: node.newHandshake())
+        lastHeardMs = node.loop.nowMs
+        handshakeDeadlineMs = deadlineMs ?? node.loop.nowMs + node.hub.limits.handshakeTimeoutMs
         conn.maxQueueBytes = node.peerQueueBytes
-        conn.backlogCap = nil  // peer links have their own, larger queues (SPEC.md §2)
+        conn.backlogCap = nil  // peer links have their own, larger queues
         node.peerConnections[ObjectIdentifier(conn)] = self
+        armHandshakeTimer()
+    }
+
+    private func armHandshakeTimer() {
+        let now = node.loop.nowMs
+        conn.setTimer(handshakeDeadlineMs > now ? handshakeDeadlineMs - now : 0)
     }
 
     private var log: Logger { node.logger }
@@ -42,7 +48,7 @@ final class PeerLink: ConnectionHandler {
     /// An incoming connection whose first line was a peer HELLO.
     func takeOver(firstLine: String, rest: [UInt8]) {
         address = conn.peerAddress()
-        handle(line: Substring(firstLine))
+        session.receive(line: firstLine) { on($0) }
         if !rest.isEmpty, conn.state == .open { rest.withUnsafeBytes { didRead($0) } }
     }
 
@@ -53,77 +59,37 @@ final class PeerLink: ConnectionHandler {
         }
         address = conn.peerAddress()
         conn.startReading()
-        for m in handshake.start() { send(m) }
+        for m in session.start() { send(m) }
     }
 
     func didRead(_ bytes: UnsafeRawBufferPointer) {
         lastHeardMs = node.loop.nowMs
-        framer.append(bytes)
-        while conn.state == .open, let frame = framer.next() {
-            guard case .message(let line) = frame else {
-                refuse("line longer than \(PeerLink.maxLineBytes) bytes")
-                return
-            }
-            if established, let remote, !line.starts(with: PeerLink.errorPrefix) {
-                // The open link's traffic goes to the cluster as bytes (chat never becomes a String).
-                do {
-                    try line.withUnsafeBytes {
-                        try node.cluster.receive(bytes: $0, from: remote, nowMs: node.loop.nowMs, wallMs: wallClockMs())
-                    }
-                } catch {
-                    refuse("\(error)")
-                }
-                continue
-            }
-            guard let text = String(validating: line, as: UTF8.self) else {
-                refuse("line is not UTF-8")
-                return
-            }
-            handle(line: Substring(text))
-        }
+        session.receive(bytes, cluster: node.cluster, nowMs: node.loop.nowMs, wallMs: wallClockMs()) { on($0) }
     }
 
-    private func handle(line: Substring) {
-        guard established, let remote else { return handshakeStep(line) }
-        if line.hasPrefix("ERROR ") {
-            log.notice("peer closed the link", metadata: ["peer": "\(remote)", "reason": "\(line.dropFirst(6))"])
-            conn.close(reason: "peer sent \(line)")
-            return
-        }
-        do {
-            try node.cluster.receive(line: line, from: remote, nowMs: node.loop.nowMs, wallMs: wallClockMs())
-        } catch {
-            refuse("\(error)")
-        }
-    }
-
-    private func handshakeStep(_ line: Substring) {
-        let msg: PeerMessage
-        do { msg = try PeerMessage.decode(String(line)) } catch {
-            refuse("\(error)")
-            return
-        }
-        let (out, outcome) = handshake.receive(msg)
-        for m in out { send(m) }
-        switch outcome {
-        case .waiting: break
-        case .failed(let reason):
-            log.warning("peer link refused", metadata: ["peer": "\(address)", "reason": "\(reason)"])
-            conn.closeAfterFlush(reason: reason)
+    /// What the session decided. Never touches `session` (it is being mutated).
+    private func on(_ event: PeerSession.Event) {
+        guard conn.state == .open else { return }
+        switch event {
+        case .send(let m):
+            send(m)
         case .established(let id, let adv):
             remote = id
-            established = true
+            conn.cancelTimer()
+            node.authenticated(conn)
             node.linkEstablished(self, remote: id, advertise: adv)
+        case .refused(let reason):
+            node.refusal("peer link refused", metadata: ["peer": "\(address)", "reason": "\(reason)"])
+            conn.closeAfterFlush(reason: reason)
+        case .protocolError(let reason):
+            conn.loop.stats.peerProtocolErrors += 1
+            node.refusal("peer link dropped: protocol error", metadata: ["peer": "\(remote?.text ?? address)", "reason": "\(reason)"])
+            send(.error(reason: reason))
+            conn.closeAfterFlush(reason: reason, graceMs: 200)
+        case .peerClosed(let reason):
+            log.notice("peer closed the link", metadata: ["peer": "\(remote?.text ?? address)", "reason": "\(reason)"])
+            conn.close(reason: "peer sent ERROR \(reason)")
         }
-    }
-
-    /// A protocol error: tell the peer why, log it, drop the link (it will be redialed).
-    private func refuse(_ reason: String) {
-        conn.loop.stats.peerProtocolErrors += 1
-        log.notice("peer link dropped: protocol error", metadata: [
-            "peer": "\(remote?.text ?? address)", "reason": "\(reason)"])
-        send(.error(reason: String(reason.prefix(200))))
-        conn.closeAfterFlush(reason: reason, graceMs: 200)
     }
 
     func send(_ m: PeerMessage) {
@@ -131,7 +97,13 @@ final class PeerLink: ConnectionHandler {
         conn.send(p, length: p.count)
     }
 
-    func timerFired() {}
+    func timerFired() {
+        guard !established, conn.state == .open else { return }
+        if node.loop.nowMs < handshakeDeadlineMs { return armHandshakeTimer() }
+        conn.loop.stats.handshakeTimeouts += 1
+        node.refusal("peer handshake timeout", metadata: ["peer": "\(address)"])
+        conn.close(reason: "peer handshake timeout")
+    }
 
     func willClose() {
         if established, let remote { node.linkClosed(self, remote: remote) }
@@ -166,9 +138,15 @@ final class PeerDialer {
     static let minBackoffMs: UInt64 = 200
     static let maxBackoffMs: UInt64 = 2000
 
-    init(address: String, node: NodeID? = nil) {
+    /// Learned from gossip (not a `--peer`): bounded, and forgotten when its node is gone.
+    let learned: Bool
+    /// Since when its node has been neither linked nor alive (learned addresses only).
+    var goneSinceMs: UInt64?
+
+    init(address: String, node: NodeID? = nil, learned: Bool = false) {
         self.address = address
         self.node = node
+        self.learned = learned
     }
 
     func attempting(nowMs: UInt64) {

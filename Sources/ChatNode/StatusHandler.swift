@@ -31,8 +31,8 @@ final class StatusHandler: ConnectionHandler {
         if text == "PUBLIC" {
             full = node.secret == nil
         } else if text.hasPrefix("AUTH "), let secret = node.secret {
-            full = String(text.dropFirst(5)) == StatusAccess.proof(secret: secret, nonce: nonce)
-            if !full { node.logger.notice("status request with a wrong secret proof", metadata: ["from": "\(conn.peerAddress())"]) }
+            full = constantTimeEqual(Array(text.utf8.dropFirst(5)), Array(StatusAccess.proof(secret: secret, nonce: nonce).utf8))
+            if !full { node.refusal("status request with a wrong secret proof", metadata: ["from": "\(conn.peerAddress())"]) }
         } else {
             full = node.secret == nil
         }

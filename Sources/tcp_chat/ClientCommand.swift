@@ -16,12 +16,19 @@ struct ClientCommand: ParsableCommand {
     var username: String
     @Option(name: [.short, .customLong("chat")], help: "Room to join (created if new): A-Z a-z 0-9 /, at most 64.")
     var chatID: String
-    @Flag(help: "Send the handshake with a newline, so the node frames every message with one (tcp_chat nodes only).")
+    @Flag(help: "Line framing only: fail rather than fall back to the original protocol (tcp_chat nodes only).")
     var line = false
+    @Flag(help: "The original protocol only: bare handshake, one read is one message (for the original server; forgeable, see docs/protocol.md).")
+    var raw = false
+
+    func validate() throws {
+        if line && raw { throw ValidationError("--line and --raw exclude each other") }
+    }
 
     func run() throws {
+        let mode: HandshakePlan.Mode = line ? .line : raw ? .raw : .auto
         let code = TerminalClient.run(ClientConfiguration(
-            host: address, port: port, username: username, chatID: chatID, lineFraming: line))
+            host: address, port: port, username: username, chatID: chatID, mode: mode))
         if code != 0 { throw ExitCode(code) }
     }
 }

@@ -5,7 +5,7 @@ enum EnvironmentOptions {
     /// Every `tcp_chat server` option, by long name (a test checks this against `--help`).
     static let serverOptions = [
         "address", "port", "max-message-bytes", "handshake-timeout", "rate-limit", "max-queue-bytes",
-        "silence-ms", "max-handshake-bytes", "max-connections", "max-total-queue-bytes", "peer", "advertise", "cluster-secret-file",
+        "silence-ms", "max-handshake-bytes", "max-connections", "max-pending-connections", "max-total-queue-bytes", "peer", "advertise", "cluster-secret-file",
         "heartbeat-ms", "peer-timeout-ms", "peer-queue-bytes", "metrics", "log-level",
     ]
     /// Spellings on the command line that count as giving the option.

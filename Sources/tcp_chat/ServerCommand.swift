@@ -35,8 +35,10 @@ struct ServerCommand: ParsableCommand {
     var silenceMs = Int(Limits().silenceMs)
     @Option(help: "Bytes a connection may send before its handshake is complete.")
     var maxHandshakeBytes = Limits().maxHandshakeBytes
-    @Option(help: "Connections accepted at once; 0 means no limit but the fd limit.")
+    @Option(help: "Connections accepted at once; 0 derives it from the fd limit (the limit less a reserve for peers).")
     var maxConnections = Limits().maxConnections
+    @Option(help: "Connections not yet logged in or authenticated; 0 means half of the connection budget.")
+    var maxPendingConnections = Limits().maxPendingConnections
     @Option(help: "All clients' unsent bytes together; past it, clients with a backlog are dropped.")
     var maxTotalQueueBytes = Limits().maxTotalQueueBytes
     @Option(name: .customLong("peer"), help: ArgumentHelp("Another node's address (the one its clients use) to join; repeatable.", valueName: "HOST:PORT"))
@@ -65,6 +67,7 @@ struct ServerCommand: ParsableCommand {
         guard silenceMs >= 1 else { throw ValidationError("--silence-ms must be at least 1") }
         guard maxHandshakeBytes >= 100 else { throw ValidationError("--max-handshake-bytes must be at least 100") }
         guard maxConnections >= 0 else { throw ValidationError("--max-connections must be 0 or more") }
+        guard maxPendingConnections >= 0 else { throw ValidationError("--max-pending-connections must be 0 or more") }
         guard maxTotalQueueBytes >= 65536 else { throw ValidationError("--max-total-queue-bytes must be at least 65536") }
         for p in peers + [advertise].compactMap({ $0 }) where !isHostPort(p) {
             throw ValidationError("'\(p)' is not HOST:PORT (IPv6 as [ADDR]:PORT)")
@@ -87,6 +90,7 @@ struct ServerCommand: ParsableCommand {
         limits.silenceMs = UInt64(silenceMs)
         limits.maxHandshakeBytes = maxHandshakeBytes
         limits.maxConnections = maxConnections
+        limits.maxPendingConnections = maxPendingConnections
         limits.maxTotalQueueBytes = maxTotalQueueBytes
         let level = Logger.Level(rawValue: logLevel)!
         LoggingSystem.bootstrap { label in
@@ -128,8 +132,20 @@ func isHostPort(_ s: String, allowPortZero: Bool = false) -> Bool {
     return !host.contains(":") || (host.hasPrefix("[") && host.hasSuffix("]"))
 }
 
-/// The secret is the file's content without trailing whitespace (SPEC.md §4.1).
+/// The secret is the file's content without trailing whitespace (SPEC.md §4.1), at least
+/// `Limits.minClusterSecretBytes` long. Used by `server` and `status` alike: a bad file is
+/// one `Error: …` line on stderr and exit status 64 (no usage text: the options were fine).
 func readSecret(_ path: String) throws -> [UInt8] {
+    do {
+        return try readSecretFile(path)
+    } catch let e as ValidationError {
+        let line = Array("Error: \(e.message)\n".utf8)
+        _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+        throw ExitCode.validationFailure
+    }
+}
+
+private func readSecretFile(_ path: String) throws -> [UInt8] {
     guard let f = fopen(path, "rb") else {
         throw ValidationError("cannot read cluster secret file \(path): \(String(cString: strerror(errno)))")
     }
@@ -143,5 +159,9 @@ func readSecret(_ path: String) throws -> [UInt8] {
     }
     while let last = bytes.last, last == 0x20 || last == 0x09 || last == 0x0A || last == 0x0D { bytes.removeLast() }
     guard !bytes.isEmpty else { throw ValidationError("cluster secret file \(path) is empty") }
+    guard bytes.count >= Limits.minClusterSecretBytes else {
+        throw ValidationError("cluster secret file \(path) holds \(bytes.count) bytes; a secret needs at least "
+            + "\(Limits.minClusterSecretBytes) random bytes (make one with `openssl rand -hex 32 > FILE` and copy it to every node)")
+    }
     return bytes
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChatCore
 import ChatClient
 import FoundationEssentials
 
@@ -28,16 +29,18 @@ struct StatusCommand: ParsableCommand {
         let secret = try file.map { try readSecret($0) }
         switch StatusClient.fetch(host: address, port: port, secret: secret) {
         case .failure(let f):
-            let line = Array("\(f)\n".utf8)
+            let line = Array("\(LogSafe.text("\(f)", max: 500))\n".utf8)
             _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
             throw ExitCode(1)
         case .success(let text):
-            if json { print(text); return }
+            // Everything printed came from the network: a node (or whatever answered) must
+            // not be able to drive the operator's terminal with escapes (docs/security.md).
+            if json { print(LogSafe.text(text, max: .max)); return }
             guard let report = try? JSONDecoder().decode(StatusReport.self, from: Data(text.utf8)) else {
-                print(text)
+                print(LogSafe.text(text, max: 2000))
                 return
             }
-            print(report.rendered, terminator: "")
+            print(StatusReport.terminalSafe(report.rendered), terminator: "")
         }
     }
 }
@@ -79,6 +82,11 @@ struct StatusReport: Decodable {
     var links: [Link]
     var nodes: [Member]
     var rooms: [Room]?
+
+    /// Each line of `text` with every control, bidi or separator character escaped.
+    static func terminalSafe(_ text: String) -> String {
+        text.split(separator: "\n", omittingEmptySubsequences: false).map { LogSafe.text($0, max: .max) }.joined(separator: "\n")
+    }
 
     var rendered: String {
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }

@@ -35,7 +35,7 @@ import Testing
 
     @Test func rawSessionSendsBareMessagesApartAndLeavesByClosing() throws {
         let node = try FakeNode()
-        let alice = try client(node)
+        let alice = try client(node, ["--raw"])
         let conn = try node.accept()
         #expect(conn.read { $0.count >= 10 })
         conn.send("200")
@@ -88,7 +88,7 @@ import Testing
 
     @Test func sigintIsAnOrdinaryWayOut() throws {
         let node = try FakeNode()
-        let alice = try client(node)
+        let alice = try client(node, ["--raw"])
         let conn = try node.accept()
         #expect(conn.read { $0.count >= 10 })
         conn.send("200")
@@ -101,7 +101,7 @@ import Testing
 
     @Test func malformedReplyExitsWithCode1() throws {
         let node = try FakeNode()
-        let alice = try client(node)
+        let alice = try client(node, ["--raw"])
         let conn = try node.accept()
         #expect(conn.read { $0.count >= 10 })
         conn.send("400")
@@ -147,5 +147,137 @@ import Testing
         #expect(c.stderr.wait(for: "Invalid username \"al ice\"", timeout: 5))
         let d = try Child(bin, ["client", "-a", "127.0.0.1", "-p", "9", "-u", "alice", "-c", String(repeating: "r", count: 65)])
         #expect(d.waitForExit(timeout: 10) == 2)
+    }
+
+    // MARK: - Segment boundaries (docs/protocol.md §2, "The terminal client")
+
+    /// By default the client sends `alice_room\n`, so a node frames every message with `\n`
+    /// and the client cuts at newlines only: a message split across two writes (here 300 ms
+    /// apart, as a crafted segment boundary would split it) is one line, never a forged
+    /// `bob - …` line of its own nor a lone `/exit`.
+    @Test func defaultSessionIsLineFramedSoASplitMessageCannotForgeALine() throws {
+        let node = try FakeNode()
+        let alice = try client(node)
+        let conn = try node.accept()
+        #expect(conn.read { $0.last == UInt8(ascii: "\n") })
+        #expect(conn.receivedText == "alice_room\n")
+        conn.send("200\n")
+        #expect(alice.stdout.wait(for: "Connected to", timeout: 10))
+
+        conn.send("mallory - aaaa")
+        usleep(300_000)   // the attack: the rest of the message in a later segment
+        conn.send("bob - forged\n")
+        #expect(alice.stdout.wait(for: "mallory - aaaabob - forged\n", timeout: 5))
+
+        conn.send("mallory - xx")
+        usleep(300_000)
+        conn.send("/exit\n")
+        #expect(alice.stdout.wait(for: "mallory - xx/exit\n", timeout: 5))
+
+        conn.send("carol - still here\n")
+        #expect(alice.stdout.wait(for: "carol - still here\n", timeout: 5))
+        #expect(alice.waitForExit(timeout: 0.2) == nil, "the split /exit made the client quit")
+        #expect(!alice.stdout.text.contains("\nbob - forged"), "a forged line was shown:\n\(alice.stdout.text)")
+
+        alice.write("hello\n")   // typed messages go out as lines at once
+        #expect(conn.read(untilContains: "hello\n"))
+        conn.send("/exit\n")
+        #expect(alice.waitForExit(timeout: 5) == 0)
+    }
+
+    /// Two messages and a `/exit` glued into one write: each message is its own line, the
+    /// `/exit` inside a message is text, and bidi or separator characters are shown inert.
+    @Test func gluedMessagesWithAFakeExitAreShownAsTheyAre() throws {
+        let node = try FakeNode()
+        let alice = try client(node)
+        let conn = try node.accept()
+        #expect(conn.read { $0.last == UInt8(ascii: "\n") })
+        conn.send("200\n")
+        #expect(alice.stdout.wait(for: "Connected to", timeout: 10))
+
+        conn.send("mallory - one\nmallory - two/exit\nmallory - \u{202E}olleh\u{2028}bob - forged\u{2069}\n")
+        #expect(alice.stdout.wait(for: "mallory - one\nmallory - two/exit\nmallory - <U+202E>olleh<U+2028>bob - forged<U+2069>\n", timeout: 5))
+        conn.send("carol - still here\n")
+        #expect(alice.stdout.wait(for: "carol - still here\n", timeout: 5))
+        #expect(alice.waitForExit(timeout: 0.2) == nil, "the glued /exit made the client quit")
+        conn.send("/exit\n")
+        #expect(alice.waitForExit(timeout: 5) == 0)
+    }
+
+    /// The original server answers `alice_room\n` with a bare `200` (and would put us in room
+    /// `room\n`): the client leaves that connection (EOF, as a client leaves the original)
+    /// and hand-shakes again bare; a `403` right then (the server has not freed the name yet)
+    /// is asked again. The session is raw, as with the original client.
+    @Test func aBare200ToTheLineHandshakeFallsBackToTheBareOne() throws {
+        let node = try FakeNode()
+        let alice = try client(node)
+        let probe = try node.accept()
+        #expect(probe.read { $0.last == UInt8(ascii: "\n") })
+        probe.send("200")
+        #expect(probe.read(timeout: 5) { _ in false } == false)   // returns at the client's EOF
+        #expect(probe.receivedText == "alice_room\n")              // nothing else went there
+        probe.send("/exit")
+        _ = shutdown(probe.fd, Int32(SHUT_RDWR))
+
+        do {
+            let early = try node.accept()
+            #expect(early.read { $0.count >= 10 })
+            #expect(early.receivedText == "alice_room")
+            early.send("403")
+            _ = shutdown(early.fd, Int32(SHUT_RDWR))
+        }
+        let conn = try node.accept()
+        #expect(conn.read { $0.count >= 10 })
+        #expect(conn.receivedText == "alice_room")
+        conn.send("200")
+        #expect(alice.stdout.wait(for: "Connected to 127.0.0.1:\(node.port) as alice in room room.", timeout: 10))
+        alice.write("one\n")
+        #expect(conn.read(untilContains: "one"))
+        #expect(conn.receivedText == "alice_roomone")   // raw: bare
+        conn.send("bob - hi")
+        #expect(alice.stdout.wait(for: "bob - hi\n", timeout: 5))
+        alice.closeStdin()
+        #expect(conn.read(timeout: 5) { _ in false } == false)
+        _ = shutdown(conn.fd, Int32(SHUT_RDWR))
+        #expect(alice.waitForExit(timeout: 5) == 0)
+        #expect(alice.stderr.text == "")
+    }
+
+    /// A `400` to the line handshake also falls back; a `403` to the bare one then is a
+    /// real refusal (our name was never accepted): no retry.
+    @Test func a400ToTheLineHandshakeFallsBackAndA403ThenIsFinal() throws {
+        let node = try FakeNode()
+        let alice = try client(node)
+        do {
+            let probe = try node.accept()
+            #expect(probe.read { $0.last == UInt8(ascii: "\n") })
+            probe.send("400")
+            _ = shutdown(probe.fd, Int32(SHUT_RDWR))
+        }
+        let conn = try node.accept()
+        #expect(conn.read { $0.count >= 10 })
+        #expect(conn.receivedText == "alice_room")
+        conn.send("403")
+        _ = shutdown(conn.fd, Int32(SHUT_RDWR))
+        #expect(alice.waitForExit(timeout: 10) == 1)
+        #expect(alice.stderr.wait(for: "The name alice is already connected.\n", timeout: 5))
+    }
+
+    /// `--line` never falls back: a bare `200` is refused with a clear error.
+    @Test func lineOnlyRefusesAServerThatAnswersBare() throws {
+        let node = try FakeNode()
+        let alice = try client(node, ["--line"])
+        let conn = try node.accept()
+        #expect(conn.read { $0.last == UInt8(ascii: "\n") })
+        conn.send("200")
+        #expect(alice.waitForExit(timeout: 10) == 1)
+        #expect(alice.stderr.wait(for: "it is not a tcp_chat node (try without --line).\n", timeout: 5))
+        #expect(!alice.stdout.text.contains("Connected"))
+    }
+
+    @Test func lineAndRawExcludeEachOther() throws {
+        let c = try Child(try TestEnv.requireBinary(), ["client", "-p", "9", "-u", "alice", "-c", "room", "--line", "--raw"])
+        #expect(c.waitForExit(timeout: 10) != 0)
+        #expect(c.stderr.wait(for: "--line and --raw exclude each other", timeout: 5))
     }
 }

@@ -124,7 +124,7 @@ import Testing
 
 @Suite struct ConfigurationTests {
     @Test func namesArePolicedBeforeConnecting() {
-        var c = ClientConfiguration(host: "localhost", port: 8888, username: "alice", chatID: "room/1", lineFraming: false)
+        var c = ClientConfiguration(host: "localhost", port: 8888, username: "alice", chatID: "room/1")
         #expect(c.problem() == nil)
         c.username = "al ice"
         #expect(c.problem()?.hasPrefix("Invalid username") == true)
@@ -140,11 +140,59 @@ import Testing
         #expect(c.problem()?.hasPrefix("Invalid port") == true)
     }
 
-    @Test func handshakeIsBareUnlessLineFraming() {
-        var c = ClientConfiguration(host: "::1", port: 9, username: "alice", chatID: "room", lineFraming: false)
-        #expect(c.handshake == Array("alice_room".utf8))
-        c.lineFraming = true
-        #expect(c.handshake == Array("alice_room\n".utf8))
+    @Test func handshakeIsALineUnlessRaw() {
+        let c = ClientConfiguration(host: "::1", port: 9, username: "alice", chatID: "room")
+        #expect(c.mode == .auto)
+        #expect(c.handshake(.line) == Array("alice_room\n".utf8))
+        #expect(c.handshake(.bare) == Array("alice_room".utf8))
+        #expect(HandshakePlan.first(.auto) == .line)
+        #expect(HandshakePlan.first(.line) == .line)
+        #expect(HandshakePlan.first(.raw) == .bare)
         #expect(c.address == "[::1]:9")
+    }
+}
+
+@Suite struct HandshakePlanTests {
+    private func step(_ mode: HandshakePlan.Mode, _ attempt: HandshakePlan.Attempt, _ s: String, grace: Bool = false) -> HandshakePlan.Step {
+        HandshakePlan.step(mode: mode, attempt: attempt, received: Array(s.utf8), graceOver: grace)
+    }
+
+    @Test func aNodeAnswersALineHandshakeWith200AndANewline() {
+        for mode in [HandshakePlan.Mode.auto, .line] {
+            #expect(step(mode, .line, "200\n") == .chat(framing: .line, rest: []))
+            #expect(step(mode, .line, "200\r\n") == .chat(framing: .line, rest: []))
+            #expect(step(mode, .line, "200\nbob - hi\n") == .chat(framing: .line, rest: Array("bob - hi\n".utf8)))
+            #expect(step(mode, .line, "403\n") == .refused(.nameTaken))
+            #expect(step(mode, .line, "20") == .wait)
+            #expect(step(mode, .line, "") == .wait)
+        }
+    }
+
+    /// The original server answers `alice_room\n` with a bare `200` (and puts us in room
+    /// `room\n`): after the grace for the newline, auto falls back; --line refuses.
+    @Test func aBare200ToALineHandshakeIsNotANode() {
+        #expect(step(.auto, .line, "200") == .wait)
+        #expect(step(.auto, .line, "200\r") == .wait)
+        #expect(step(.auto, .line, "200", grace: true) == .fallBack(accepted: true))
+        #expect(step(.auto, .line, "200bob - hi") == .fallBack(accepted: true))
+        #expect(step(.line, .line, "200") == .wait)
+        #expect(step(.line, .line, "200", grace: true) == .notLineNode(Array("200".utf8)))
+        #expect(step(.line, .line, "200bob - hi") == .notLineNode(Array("200bob - hi".utf8)))
+    }
+
+    @Test func a400ToALineHandshakeFallsBackOnlyInAuto() {
+        #expect(step(.auto, .line, "400") == .fallBack(accepted: false))
+        #expect(step(.line, .line, "400") == .refused(.malformed))
+        #expect(step(.auto, .bare, "400") == .refused(.malformed))
+        #expect(step(.auto, .line, "403") == .refused(.nameTaken))
+        #expect(step(.auto, .line, "HTTP/1.1") == .refused(.unexpected(Array("HTTP/1.1".utf8))))
+    }
+
+    @Test func aBareHandshakeMakesARawSession() {
+        for mode in HandshakePlan.Mode.allCases {
+            #expect(step(mode, .bare, "200") == .chat(framing: .raw, rest: []))
+            #expect(step(mode, .bare, "200bob - hi") == .chat(framing: .raw, rest: Array("bob - hi".utf8)))
+            #expect(step(mode, .bare, "403") == .refused(.nameTaken))
+        }
     }
 }

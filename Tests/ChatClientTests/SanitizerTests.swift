@@ -40,3 +40,21 @@ import Testing
         #expect(!text.unicodeScalars.contains { ($0.value < 0x20 && $0 != "\t") || (0x7F...0x9F).contains($0.value) })
     }
 }
+
+@Suite struct SanitizerLayoutTests {
+    /// Bidi embeddings, overrides, isolates and the separators are shown as `<U+XXXX>`, so
+    /// a message can neither reorder the rest of the line nor start a new one.
+    @Test func layoutControlsAreShownAsCodePoints() {
+        #expect(Sanitizer.displayText(Array("mallory - \u{202E}bob - hi".utf8)) == "mallory - <U+202E>bob - hi")
+        #expect(Sanitizer.displayText(Array("a\u{2028}bob - forged\u{2029}".utf8)) == "a<U+2028>bob - forged<U+2029>")
+        for v in [0x2028, 0x2029] + Array(0x202A...0x202E) + Array(0x2066...0x2069) as [UInt32] {
+            let shown = Sanitizer.displayText(Array(String(Unicode.Scalar(v)!).utf8))
+            #expect(shown == "<U+\(String(v, radix: 16, uppercase: true))>")
+        }
+        // Neighbours and the plain right-to-left marks are text.
+        for v in [0x2027, 0x202F, 0x2065, 0x206A, 0x200E, 0x200F, 0x061C] as [UInt32] {
+            let s = String(Unicode.Scalar(v)!)
+            #expect(Sanitizer.displayText(Array(s.utf8)) == s)
+        }
+    }
+}

@@ -668,15 +668,15 @@ struct ClaimModelCanon {
         "hub", "cluster", "transport", "clock", "onClaimSettled", "preciseNowUs", "stats", "sink",
         "limits", "accepted", "malformed", "nameTaken", "exit", "tooLong", "invalidUTF8",
         "controlCharacter", "rateLimited", "nameLost", "me", "advertise", "heartbeatMs", "peerTimeoutMs",
-        "startedUs",
+        "startedUs", "onEvent",
     ]
 
     /// The stored properties of every type written by hand below, as this file knows them.
     static var shapes: [(String, Any, [String])] { [
         ("Cluster.RemoteNode", Cluster.RemoteNode(advertise: "", lastHeardMs: 0),
          ["advertise", "neighbors", "rooms", "sessions", "roomMembers", "lastHeardMs", "control", "chat"]),
-        ("Cluster.Stream", Cluster.Stream(), ["delivered", "started", "held"]),
-        ("Cluster.PendingClaim", Cluster.PendingClaim(ts: 0, waiting: [], sentMs: 0, startedUs: 0),
+        ("Cluster.Stream", Cluster.Stream(), ["delivered", "started", "held", "lastMs"]),
+        ("Cluster.PendingClaim", Cluster.PendingClaim(ts: 0, waiting: [:], sentMs: 0, startedUs: 0),
          ["ts", "waiting", "sentMs", "startedUs"]),
         ("ClaimRegistry", ClaimRegistry(me: NodeID("0000000000000000")!), ["me", "records"]),
         ("ClaimRegistry.Record", ClaimRegistry.Record(holder: NodeID("0000000000000000")!, ts: 0, granted: false),
@@ -708,7 +708,7 @@ struct ClaimModelCanon {
     }
 
     private mutating func stream(_ st: Cluster.Stream) {
-        out += "\(st.delivered)\(st.started ? "s" : "-")"
+        out += "\(st.delivered)\(st.started ? "s" : "-")@\(st.lastMs)"
         if !st.held.isEmpty {
             for k in st.held.keys.sorted() { out += "h\(k)@\(st.held[k]!.deadlineMs):\(st.held[k]!.0.encoded)" }
         }
@@ -783,7 +783,9 @@ struct ClaimModelCanon {
 
     mutating func write(_ v: [String: Cluster.PendingClaim]) {
         sorted(v, key: { $0 }) { c, p in
-            c.out += "\(p.ts)w"; c.write(p.waiting); c.out += "@\(p.sentMs)"
+            c.out += "\(p.ts)w"
+            c.sorted(p.waiting, key: { $0.text }, value: { $0.out += String($1) })
+            c.out += "@\(p.sentMs)"
         }
     }
 

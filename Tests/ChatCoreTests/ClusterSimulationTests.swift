@@ -429,7 +429,7 @@ import Testing
         "BYE 0123456789abcdef",
         "BYE 0123456789ABCDEF 1",
         "CLAIM 0123456789abcdef 1 Alice 5",
-        "TCPCHAT-PEER/1 HELLO 0123456789abcdef 10.0.0.9:8888 nonce open",
+        "TCPCHAT-PEER/2 HELLO 0123456789abcdef 10.0.0.9:8888 nonce open",
         "AUTH abc",
         "ERROR nope",
         // MSG lines, which the runtime's byte path parses on its own (PeerChat).

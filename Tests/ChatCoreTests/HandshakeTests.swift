@@ -30,7 +30,7 @@ import Testing
     }
 
     @Test func peerHandshakeIsNeverAClientHandshake() {
-        guard case .peer = parse("TCPCHAT-PEER/1 node-a 127.0.0.1:8888") else { Issue.record("not a peer line"); return }
+        guard case .peer = parse("TCPCHAT-PEER/2 node-a 127.0.0.1:8888") else { Issue.record("not a peer line"); return }
         // The prefix alone holds `-` and `/`: it cannot be a client handshake either.
         #expect(parse("TCPCHAT-PEER_x") == .malformed)
     }

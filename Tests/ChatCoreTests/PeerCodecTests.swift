@@ -11,7 +11,7 @@ import Testing
     static let samples: [PeerMessage] = [
         .hello(node: a, advertise: "10.0.0.1:8888", nonce: "n0nce", secret: false),
         .hello(node: b, advertise: "[::1]:9", nonce: String(repeating: "x", count: 128), secret: true),
-        .hello(node: b, advertise: "host.example.org:0", nonce: "-", secret: false),
+        .hello(node: b, advertise: "host.example.org:1", nonce: "Z", secret: false),
         .auth(proof: String(repeating: "ab", count: 32)),
         .error(reason: "wrong cluster secret proof"),
         .error(reason: "  spaced  out  "),
@@ -49,7 +49,7 @@ import Testing
 
     @Test func encodedFormsMatchTheDocumentedLines() {
         let a = Self.a, b = Self.b
-        #expect(PeerMessage.hello(node: a, advertise: "h:1", nonce: "n", secret: true).encoded == "TCPCHAT-PEER/1 HELLO \(a) h:1 n secret")
+        #expect(PeerMessage.hello(node: a, advertise: "h:1", nonce: "n", secret: true).encoded == "TCPCHAT-PEER/2 HELLO \(a) h:1 n secret")
         #expect(PeerMessage.heartbeat(Self.f, advertise: "h:1", neighbors: []).encoded == "HB \(a) 42 h:1 -")
         #expect(PeerMessage.heartbeat(Self.f, advertise: "h:1", neighbors: [a, b]).encoded == "HB \(a) 42 h:1 \(a),\(b)")
         #expect(PeerMessage.state(Self.f, rooms: [], claims: []).encoded == "STATE \(a) 42 - -")
@@ -72,18 +72,18 @@ import Testing
 
     @Test(arguments: [
         // unknown verbs and versions
-        "", " ", "FOO 0123456789abcdef 1", "hb 0123456789abcdef 1 h:1 -", "TCPCHAT-PEER/2 HELLO 0123456789abcdef h:1 n open",
+        "", " ", "FOO 0123456789abcdef 1", "hb 0123456789abcdef 1 h:1 -", "TCPCHAT-PEER/1 HELLO 0123456789abcdef h:1 n open",
         "MSG\t0123456789abcdef 1 r u t",
         // wrong field counts
         "BYE", "BYE 0123456789abcdef", "BYE 0123456789abcdef 1 2", "CLAIM 0123456789abcdef 1 alice",
         "CLAIM 0123456789abcdef 1 alice 5 6", "REPLY 0123456789abcdef 1 fedcba9876543210 alice 5",
         "MSG 0123456789abcdef 1 r u", "MSG 0123456789abcdef 1", "HB 0123456789abcdef 1 h:1", "STATE 0123456789abcdef 1 -",
-        "ROOM 0123456789abcdef 1 +", "TCPCHAT-PEER/1 HELLO 0123456789abcdef h:1 n", "TCPCHAT-PEER/1",
+        "ROOM 0123456789abcdef 1 +", "TCPCHAT-PEER/2 HELLO 0123456789abcdef h:1 n", "TCPCHAT-PEER/2",
         "BYE  0123456789abcdef 1", "BYE 0123456789abcdef  1", "BYE 0123456789abcdef 1 ",
         // bad node ids
         "BYE 0123456789ABCDEF 1", "BYE 0123456789abcde 1", "BYE 0123456789abcdef0 1", "BYE 0123456789abcdeg 1", "BYE - 1",
         "REPLY 0123456789abcdef 1 FEDCBA9876543210 alice 5 yes", "HB 0123456789abcdef 1 h:1 0123456789abcdef,xyz",
-        "TCPCHAT-PEER/1 HELLO 0123456789abcdeF h:1 n open",
+        "TCPCHAT-PEER/2 HELLO 0123456789abcdeF h:1 n open",
         // non-numeric or out-of-range numbers
         "BYE 0123456789abcdef x", "BYE 0123456789abcdef -1", "BYE 0123456789abcdef 1.5", "BYE 0123456789abcdef 18446744073709551616",
         "BYE 0123456789abcdef 0x10", "BYE 0123456789abcdef 9223372036854775808", "BYE 0123456789abcdef 18446744073709551615", "CLAIM 0123456789abcdef 1 alice five", "STATE 0123456789abcdef 1 - alice:x",
@@ -96,7 +96,7 @@ import Testing
         "STATE 0123456789abcdef 1 - :5", "STATE 0123456789abcdef 1 - alice5", "CLAIM 0123456789abcdef 1 älice 5",
         // bad addresses
         "HB 0123456789abcdef 1 nohost -", "HB 0123456789abcdef 1 :8888 -", "HB 0123456789abcdef 1 h:99999 -", "HB 0123456789abcdef 1 h:x -",
-        "HB 0123456789abcdef 1 h: -", "TCPCHAT-PEER/1 HELLO 0123456789abcdef localhost n open",
+        "HB 0123456789abcdef 1 h: -", "TCPCHAT-PEER/2 HELLO 0123456789abcdef localhost n open",
         "HB 0123456789abcdef 1 \(String(repeating: "h", count: 300)):1 -",
         // empty list items
         "HB 0123456789abcdef 1 h:1 0123456789abcdef,", "HB 0123456789abcdef 1 h:1 ,0123456789abcdef", "STATE 0123456789abcdef 1 a,,b -",
@@ -108,8 +108,16 @@ import Testing
         // bad enumerations
         "REPLY 0123456789abcdef 1 fedcba9876543210 alice 5 maybe", "REPLY 0123456789abcdef 1 fedcba9876543210 alice 5 YES",
         "REPLY 0123456789abcdef 1 fedcba9876543210 alice 5 ", "ROOM 0123456789abcdef 1 * lobby", "ROOM 0123456789abcdef 1 ++ lobby",
-        "TCPCHAT-PEER/1 HELLO 0123456789abcdef h:1 n closed", "TCPCHAT-PEER/1 HELO 0123456789abcdef h:1 n open",
-        "TCPCHAT-PEER/1 HELLO 0123456789abcdef h:1  open", "TCPCHAT-PEER/1 HELLO 0123456789abcdef h:1 \(String(repeating: "n", count: 129)) open",
+        "TCPCHAT-PEER/2 HELLO 0123456789abcdef h:1 n closed", "TCPCHAT-PEER/2 HELO 0123456789abcdef h:1 n open",
+        "TCPCHAT-PEER/2 HELLO 0123456789abcdef h:1  open",
+        // Addresses that could drive a terminal, port 0, nonces outside letters and digits.
+        "TCPCHAT-PEER/2 HELLO 0123456789abcdef \u{1b}]0;PWNED\u{07}:1 n open", "HB 0123456789abcdef 1 h\u{1b}[2J:1 -",
+        "HB 0123456789abcdef 1 h:0 -", "HB 0123456789abcdef 1 h:65536 -", "HB 0123456789abcdef 1 [zz]:1 -",
+        "TCPCHAT-PEER/2 HELLO 0123456789abcdef h:1 n|x open", "TCPCHAT-PEER/2 HELLO 0123456789abcdef h:1 n-x open",
+        // Counts past anything a node can hold: summing them must never overflow.
+        "LOAD 0123456789abcdef 1 9223372036854775807 -", "LOAD 0123456789abcdef 1 1 r:9223372036854775807",
+        "LOAD 0123456789abcdef 1 \(Limits.maxWireCount + 1) -",
+        "HB 0123456789abcdef 1 h:1 " + (0...Limits.maxClusterNodes).map { String(format: "%016x", $0) }.joined(separator: ","), "TCPCHAT-PEER/2 HELLO 0123456789abcdef h:1 \(String(repeating: "n", count: 129)) open",
     ])
     func malformedLinesThrow(_ line: String) {
         #expect(throws: PeerCodecError.self) { try PeerMessage.decode(line) }

@@ -78,44 +78,89 @@ import Testing
         for e in d.errorsSent + c.errorsSent { #expect(!e.contains("alpha") && !e.contains("omega")) }
     }
 
-    /// The AUTH a prover sends after the verifier's HELLO carrying `nonce`.
-    static func proof(by prover: NodeID, for verifier: NodeID, secret: String, nonce: String) -> String? {
-        var h = hs(prover, secret, nonce: "prover-nonce")
+    /// The AUTH a dialer sends after the acceptor's HELLO carrying `nonce`.
+    static func proof(by prover: NodeID, for verifier: NodeID, secret: String, nonce: String, dialerNonce: String = "proverNonce") -> String? {
+        var h = hs(prover, secret, nonce: dialerNonce)
         _ = h.start()
         let (out, _) = h.receive(.hello(node: verifier, advertise: "10.0.0.9:1", nonce: nonce, secret: true))
         if case .auth(let p)? = out.last { return p }
         return nil
     }
 
-    @Test func aProofIsNotTheSecretAndDependsOnNonceDirectionAndSecret() throws {
+    @Test func aProofIsNotTheSecretAndDependsOnNoncesDirectionAndSecret() throws {
         let p = try #require(Self.proof(by: Self.a, for: Self.b, secret: "s3cret", nonce: "n"))
         #expect(p.count == 64 && p.allSatisfy { $0.isHexDigit && !$0.isUppercase })
         #expect(!p.contains("s3cret"))
         #expect(p != Self.proof(by: Self.a, for: Self.b, secret: "s3cret", nonce: "m"))
+        #expect(p != Self.proof(by: Self.a, for: Self.b, secret: "s3cret", nonce: "n", dialerNonce: "other"))
         #expect(p != Self.proof(by: Self.b, for: Self.a, secret: "s3cret", nonce: "n"))
         #expect(p != Self.proof(by: Self.a, for: Self.b, secret: "other", nonce: "n"))
         #expect(p == Self.proof(by: Self.a, for: Self.b, secret: "s3cret", nonce: "n"))
     }
 
+    /// The acceptor signs nothing before the dialer has proved the secret: a stranger who
+    /// only sends a HELLO gets a HELLO back, never an AUTH it could relay elsewhere.
+    @Test func theAcceptorProvesOnlyAfterTheDialer() throws {
+        var acceptor = Self.hs(Self.b, "s3cret", nonce: "acceptorNonce")
+        let (out, outcome) = acceptor.receive(.hello(node: Self.a, advertise: "10.0.0.1:8888", nonce: "dialerNonce", secret: true))
+        #expect(outcome == .waiting)
+        #expect(out.count == 1)
+        if case .hello? = out.first {} else { Issue.record("the acceptor answered HELLO with \(out)") }
+        #expect(!out.contains { if case .auth = $0 { return true } else { return false } }, "the acceptor proved first")
+        // A wrong proof gets an ERROR and still no AUTH.
+        let (out2, outcome2) = acceptor.receive(.auth(proof: String(repeating: "0", count: 64)))
+        #expect(outcome2 == .failed(reason: "wrong cluster secret proof"))
+        #expect(!out2.contains { if case .auth = $0 { return true } else { return false } })
+    }
+
+    /// The relay attack of issue 10 on the pure handshake: an outsider who knows A's and B's
+    /// ids opens a link to A claiming to be B, and one to B claiming to be A, and tries to
+    /// make one node sign the proof the other expects. B, as acceptor, signs nothing; so
+    /// A's link never opens.
+    @Test func aProofCannotBeRelayedBetweenTwoNodes() throws {
+        var a = Self.hs(Self.a, "s3cret", nonce: "nonceOfA")
+        var b = Self.hs(Self.b, "s3cret", nonce: "nonceOfB")
+        // To A, claiming B (as dialer, with a nonce of the attacker's choosing).
+        let (toAttackerFromA, _) = a.receive(.hello(node: Self.b, advertise: "10.0.0.2:9999", nonce: "attackerNonce", secret: true))
+        guard case .hello(_, _, let nonceA, _)? = toAttackerFromA.first else { Issue.record("A did not answer HELLO"); return }
+        // To B, claiming A, offering A's nonce and the nonce it used with A.
+        let (toAttackerFromB, _) = b.receive(.hello(node: Self.a, advertise: "10.0.0.1:8888", nonce: nonceA, secret: true))
+        let proofs = (toAttackerFromA + toAttackerFromB).compactMap { m -> String? in
+            if case .auth(let p) = m { return p } else { return nil }
+        }
+        #expect(proofs.isEmpty, "a node signed a proof for a stranger: \(proofs)")
+        // Whatever the attacker sends A instead is refused.
+        for forged in [String(repeating: "0", count: 64), nonceA] {
+            var a2 = Self.hs(Self.a, "s3cret", nonce: "nonceOfA")
+            _ = a2.receive(.hello(node: Self.b, advertise: "10.0.0.2:9999", nonce: "attackerNonce", secret: true))
+            if case .established = a2.receive(.auth(proof: forged)).outcome { Issue.record("A accepted a forged proof") }
+        }
+    }
+
     @Test func replayedOrReflectedProofIsRefused() throws {
         let hello = PeerMessage.hello(node: Self.a, advertise: "10.0.0.1:8888", nonce: "n1", secret: true)
-        // The right proof for this link's nonce is accepted...
+        // The right proof for this link's nonces is accepted, and the acceptor then proves...
         var good = Self.hs(Self.b, "s3cret", nonce: "fresh")
         _ = good.receive(hello)
-        let right = try #require(Self.proof(by: Self.a, for: Self.b, secret: "s3cret", nonce: "fresh"))
-        do { let v = good.receive(.auth(proof: right)).outcome; #expect(v == .established(node: Self.a, advertise: "10.0.0.1:8888")) }
-        // ...one recorded on an earlier link (another nonce) is not.
+        let right = try #require(Self.proof(by: Self.a, for: Self.b, secret: "s3cret", nonce: "fresh", dialerNonce: "n1"))
+        let (goodOut, goodOutcome) = good.receive(.auth(proof: right))
+        #expect(goodOutcome == .established(node: Self.a, advertise: "10.0.0.1:8888"))
+        guard case .auth(let acceptorProof)? = goodOut.last else { Issue.record("the acceptor did not prove after the dialer"); return }
+        // ...one recorded on an earlier link (another acceptor nonce) is not.
         var acceptor = Self.hs(Self.b, "s3cret", nonce: "fresh")
         _ = acceptor.receive(hello)
-        let recorded = try #require(Self.proof(by: Self.a, for: Self.b, secret: "s3cret", nonce: "old"))
+        let recorded = try #require(Self.proof(by: Self.a, for: Self.b, secret: "s3cret", nonce: "old", dialerNonce: "n1"))
         let (send, outcome) = acceptor.receive(.auth(proof: recorded))
         #expect(outcome == .failed(reason: "wrong cluster secret proof"))
         #expect(send.contains { if case .error = $0 { return true } else { return false } })
-        // Nor is its own proof sent back to it.
+        // Nor is the acceptor's own proof (the other role) reflected back to it accepted.
         var other = Self.hs(Self.b, "s3cret", nonce: "fresh")
-        let (out, _) = other.receive(.hello(node: Self.a, advertise: "10.0.0.1:8888", nonce: "fresh", secret: true))
-        guard case .auth(let own)? = out.last else { Issue.record("no AUTH sent"); return }
-        if case .established = other.receive(.auth(proof: own)).outcome { Issue.record("accepted its own proof reflected back") }
+        _ = other.receive(hello)
+        if case .established = other.receive(.auth(proof: acceptorProof)).outcome { Issue.record("accepted its own proof reflected back") }
+        // Nor a proof bound to another transport session.
+        var bound = PeerHandshake(me: Self.b, advertise: "10.0.0.2:9999", secret: Array("s3cret".utf8), nonce: "fresh", binding: [1, 2, 3])
+        _ = bound.receive(hello)
+        if case .established = bound.receive(.auth(proof: right)).outcome { Issue.record("accepted a proof made for another session") }
     }
 
     @Test func secretAgainstOpenIsRefusedInBothDirections() {

@@ -2,6 +2,7 @@
 /// itself joins a node as a peer, as another implementation would (SPEC.md §4.3), and
 /// checks room-interest routing (SPEC.md §4.2.6). Also: two nodes dialing each other at
 /// once end with one link (SPEC.md §4.1).
+import ChatCore
 import Foundation
 import Testing
 #if canImport(Glibc)
@@ -75,7 +76,7 @@ extension ClusterTests {
             let documented = try documentedVerbs()
             #expect(documented.isSuperset(of: ["HELLO", "AUTH", "ERROR", "HB", "STATE", "ROOM", "CLAIM", "REPLY", "RELEASE", "BYE", "MSG"]),
                     "docs/cluster-protocol.md lists only \(documented.sorted())")
-            let verbs = f.received.map { l in l.hasPrefix("TCPCHAT-PEER/1 ") ? "HELLO" : String(l.prefix { $0 != " " }) }
+            let verbs = f.received.map { l in l.hasPrefix("TCPCHAT-PEER/2 ") ? "HELLO" : String(l.prefix { $0 != " " }) }
             let undocumented = Set(verbs).subtracting(documented)
             #expect(undocumented.isEmpty, "A sent verbs docs/cluster-protocol.md does not define: \(undocumented.sorted()), e.g. \(f.received.filter { l in undocumented.contains { l.hasPrefix($0 + " ") } }.prefix(2))")
 
@@ -144,9 +145,11 @@ final class FakePeer {
     init(port: Int, id: String) throws {
         self.id = id
         client = try LineClient.connect(port: port, label: "fake peer \(id)")
-        try send("TCPCHAT-PEER/1 HELLO \(id) 127.0.0.1:1 \(String(repeating: "5a", count: 16)) open")
+        // The version this build speaks: a test of an attack performs it against whatever
+        // protocol the node under test speaks.
+        try send("\(PeerMessage.helloPrefix) HELLO \(id) 127.0.0.1:1 \(String(repeating: "5a", count: 16)) open")
         let hello = try readLine()
-        guard hello.hasPrefix("TCPCHAT-PEER/1 HELLO "), hello.hasSuffix(" open") else {
+        guard hello.hasPrefix("\(PeerMessage.helloPrefix) HELLO "), hello.hasSuffix(" open") else {
             throw E2EError("the node answered HELLO with \"\(hello)\"")
         }
     }

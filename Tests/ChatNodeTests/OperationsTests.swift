@@ -125,7 +125,11 @@ func runTool(_ args: [String]) throws -> (code: Int32?, out: String) {
     let child = try ChildProcess(executable: try NodeBinary.path(), arguments: args, stdout: out.childEnd, stderr: 2)
     out.closeWriteEnd()
     defer { child.killAndReap() }
-    guard child.waitForExit(timeout: .seconds(10)) else { throw E2EError("`tcp_chat \(args.joined(separator: " "))` did not exit in 10 s") }
+    // Read while it runs: output larger than the pipe's buffer would otherwise block it.
+    _ = out.waitFor("\u{0}never printed", timeout: .seconds(10))
+    guard out.reachedEOF, child.waitForExit(timeout: .seconds(2)) else {
+        throw E2EError("`tcp_chat \(args.joined(separator: " "))` did not exit in 10 s")
+    }
     out.drain()
     return (child.exitCode, out.text)
 }

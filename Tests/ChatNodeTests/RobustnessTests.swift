@@ -83,7 +83,10 @@ struct RobustnessTests {
     }
 
     @Test func runningOutOfFileDescriptorsIsSurvived() throws {
-        try withNode(fdLimit: 64) { node in
+        // The connection budget derived from the fd limit would shed connections before the
+        // limit is reached (`connectionBudgetDerivedFromTheFdLimitShedsBeforeEMFILE`): raise
+        // it past the limit to drive the node into EMFILE itself.
+        try withNode(["--max-connections", "1000", "--max-pending-connections", "1000"], fdLimit: 64) { node in
             var held: [LineClient] = []
             let connecting = Deadline(.seconds(10))
             for i in 0..<100 where !connecting.expired {
@@ -118,6 +121,28 @@ struct RobustnessTests {
             let idleUsed = try node.cpuSeconds() - idleBefore
             #expect(idleUsed < 0.25, "the node used \(idleUsed) s of CPU in 0.5 s idle after EMFILE")
             #expect(node.isRunning)
+        }
+    }
+
+    /// With the default budget (the fd limit less a reserve) the node sheds connections
+    /// itself, with a log line, and never runs out of descriptors.
+    @Test func connectionBudgetDerivedFromTheFdLimitShedsBeforeEMFILE() throws {
+        try withNode(fdLimit: 64) { node in
+            var held: [LineClient] = []
+            for i in 0..<80 {
+                if let c = try? LineClient.connect(port: node.port, label: "fd#\(i)", timeout: .seconds(1)) { held.append(c) }
+            }
+            _ = try retry(for: .seconds(5), "the node to log that it shed connections") { () -> Bool? in
+                node.stderrTail.contains("connection limit reached") || node.stderrTail.contains("too many connections waiting") ? true : nil
+            }
+            #expect(try node.openDescriptors() < 60, "the node ran close to its fd limit")
+            #expect(!node.stderrTail.contains("cannot accept connections"), "the node hit EMFILE:\n\(node.stderrTail)")
+            for c in held { c.close() }
+            let alice = try retry(for: .seconds(5), "a new client gets 200 once the others left") {
+                try LineClient.join("alice", "room", port: node.port)
+            }
+            try alice.send("ok\n")
+            #expect(try alice.readLine() == "alice - ok")
         }
     }
 }

@@ -1,3 +1,13 @@
+/// What the runtime logs (rate-limited) or counts about the cluster's defences.
+public enum ClusterEvent: Equatable, Sendable {
+    /// A message of a new origin was ignored: the node already tracks `Cluster.maxNodes`.
+    case tooManyNodes(NodeID)
+    /// A node that is heard from did not answer a claim within the peer timeout.
+    case unresponsive(NodeID)
+    /// A BYE for a neighbor came from another neighbor, not on the neighbor's own link.
+    case byeIgnored(origin: NodeID, via: NodeID)
+}
+
 /// Where a cluster's bytes go: the runtime's peer links. Called on the node's loop thread only.
 public protocol ClusterTransport: AnyObject {
     /// Queues one encoded line (with its `\n`) on the link to a direct neighbor.
@@ -43,6 +53,8 @@ public final class Cluster {
         var delivered: UInt64 = 0
         var started = false
         var held: [UInt64: (PeerMessage, deadlineMs: UInt64)] = [:]
+        /// When its last message came: chat streams idle for `streamIdleMs` are forgotten.
+        var lastMs: UInt64 = 0
 
         func seen(_ seq: UInt64) -> Bool { (started && seq <= delivered) || held[seq] != nil }
     }
@@ -58,8 +70,15 @@ public final class Cluster {
     /// Nodes with a link to this one.
     public private(set) var neighbors: Set<NodeID> = []
     public private(set) var registry: ClaimRegistry
-    /// Nodes that said BYE: their incarnation is over; late copies of their messages are ignored.
-    private var departed: Set<NodeID> = []
+    /// Nodes that said BYE or did not answer a claim, until when their messages are ignored
+    /// (late copies of a departed node's messages; docs/cluster-protocol.md §5).
+    private var departed: [NodeID: UInt64] = [:]
+    /// A STATE a new origin asked for, waiting for `stateMinIntervalMs` to pass.
+    private var stateWanted = false
+    /// Paces the STATEs that new links and origins ask for (`statesPerSecond`, burst 2×).
+    private var stateBudget = RateLimiter(rate: Cluster.statesPerSecond, nowMs: 0)
+    /// Something the runtime should log or count (bounded by the runtime's log limiter).
+    public var onEvent: ((ClusterEvent) -> Void)?
     private var hlc = HybridClock()
     private var controlSeq: UInt64 = 0
     private var roomSeqs: [String: UInt64] = [:]
@@ -67,7 +86,8 @@ public final class Cluster {
 
     struct PendingClaim {
         var ts: UInt64
-        var waiting: Set<NodeID>
+        /// Nodes whose answer the claim waits for, and since when (monotonic ms).
+        var waiting: [NodeID: UInt64]
         var sentMs: UInt64
         let startedUs: UInt64
     }
@@ -86,6 +106,16 @@ public final class Cluster {
     private var pending: [String: PendingClaim] = [:]
     /// How often an unanswered claim is sent again (replies lost with a link).
     static let claimResendMs: UInt64 = 1000
+    /// Most remote nodes one node tracks; messages of further origins are ignored.
+    public static let maxNodes = Limits.maxClusterNodes
+    /// How long the messages of a node that said BYE, or did not answer a claim, are ignored.
+    public static let departedMs: UInt64 = 10_000
+    /// STATEs per second sent because a link or an origin appeared (burst twice that).
+    static let statesPerSecond = 4
+    /// A chat stream that carried nothing for this long is forgotten.
+    static let streamIdleMs: UInt64 = 60_000
+    /// Most rooms of one LOAD kept for status.
+    static let maxLoadRooms = 100_000
 
     public init(me: NodeID, advertise: String, hub: Hub, heartbeatMs: UInt64 = 1000, peerTimeoutMs: UInt64 = 3000) {
         self.me = me
@@ -95,6 +125,10 @@ public final class Cluster {
         self.peerTimeoutMs = peerTimeoutMs
         registry = ClaimRegistry(me: me)
     }
+
+    /// How long a claim waits for one node's answer (asked, then asked again every
+    /// `claimResendMs`) before that node counts as failed: the peer timeout and one resend.
+    public var claimAnswerMs: UInt64 { peerTimeoutMs + Cluster.claimResendMs }
 
     /// Nodes this one believes alive, itself excluded.
     public var liveNodes: [NodeID] { Array(nodes.keys) }
@@ -108,11 +142,11 @@ public final class Cluster {
         lastTopologyChangeMs = nowMs
         if nodes[neighbor] == nil {
             nodes[neighbor] = RemoteNode(advertise: addr, lastHeardMs: nowMs)
-            askNewNode(neighbor)
+            askNewNode(neighbor, nowMs: nowMs)
         }
         // The topology changed, and the neighbor (and all behind it) may not know us yet.
         sendHeartbeat(nowMs: nowMs)
-        sendState()
+        requestState(nowMs: nowMs)
         lastLoad = ""
         lastLoadMs = 0
     }
@@ -137,7 +171,7 @@ public final class Cluster {
         var raw = String(line)
         try raw.withUTF8 { raw in
             try ingest(f, room: msg.chatRoom, raw: UnsafeRawBufferPointer(raw), from: neighbor, nowMs: nowMs,
-                       wallMs: wallMs, message: { msg }, applyNow: { try self.apply(msg, f, nowMs: nowMs, wallMs: wallMs) })
+                       wallMs: wallMs, message: { msg }, applyNow: { try self.apply(msg, f, from: neighbor, nowMs: nowMs, wallMs: wallMs) })
         }
     }
 
@@ -169,15 +203,25 @@ public final class Cluster {
     /// must wait.
     private func ingest(_ f: Flood, room: String?, raw: UnsafeRawBufferPointer, from neighbor: NodeID, nowMs: UInt64,
                         wallMs: UInt64, message: () -> PeerMessage, applyNow: () throws -> Void) throws {
-        if f.origin == me || departed.contains(f.origin) { return }
+        if f.origin == me { return }
+        if let until = departed[f.origin] {
+            if nowMs < until { return }
+            departed[f.origin] = nil
+        }
         var isNew = false
         if nodes[f.origin] == nil {
+            // Every origin costs state on every node: past the bound, strangers are ignored
+            // (and not forwarded) until known nodes time out.
+            guard nodes.count < Cluster.maxNodes else {
+                onEvent?(.tooManyNodes(f.origin))
+                return
+            }
             nodes[f.origin] = RemoteNode(advertise: "", lastHeardMs: nowMs)
             isNew = true
-            askNewNode(f.origin)
         }
         nodes[f.origin]!.lastHeardMs = nowMs
         var stream = room.map { nodes[f.origin]!.chat[$0] ?? Stream() } ?? nodes[f.origin]!.control
+        stream.lastMs = nowMs
         // A copy that came by another path: links are FIFO, so copies are all a flood costs.
         if stream.seen(f.seq) { return }
         let forwardTo = targets(origin: f.origin, from: neighbor, room: room)
@@ -212,12 +256,15 @@ public final class Cluster {
             if stream.held.count > Cluster.maxHeld { after = Cluster.giveUpGap(&stream) }
         }
         store(stream, origin: f.origin, room: room)
-        for m in before { try apply(m, m.flood!, nowMs: nowMs, wallMs: wallMs) }
+        for m in before { try apply(m, m.flood!, from: neighbor, nowMs: nowMs, wallMs: wallMs) }
         if current { try applyNow() }
-        for m in after { try apply(m, m.flood!, nowMs: nowMs, wallMs: wallMs) }
+        for m in after { try apply(m, m.flood!, from: neighbor, nowMs: nowMs, wallMs: wallMs) }
         if isNew && nodes[f.origin] != nil {
-            // A node we did not know (a join, or a partition healing): let it learn our state.
-            sendState()
+            // A node we did not know (a join, or a partition healing): claims wait for it from
+            // now on (not for the message that made it known: a stranger's first word is no
+            // answer to a claim), and it learns our state.
+            askNewNode(f.origin, nowMs: nowMs)
+            requestState(nowMs: nowMs)
         }
     }
 
@@ -248,7 +295,7 @@ public final class Cluster {
             for (room, var st) in due {
                 let ready = Cluster.giveUpGap(&st)
                 store(st, origin: id, room: room)
-                for m in ready { try? apply(m, m.flood!, nowMs: nowMs, wallMs: wallMs) }
+                for m in ready { try? apply(m, m.flood!, from: nil, nowMs: nowMs, wallMs: wallMs) }
             }
         }
     }
@@ -262,7 +309,9 @@ public final class Cluster {
         !u.isEmpty && u.count <= hub.limits.maxMessageBytes && TextCheck.problem(in: u) == nil
     }
 
-    private func apply(_ msg: PeerMessage, _ f: Flood, nowMs: UInt64, wallMs: UInt64) throws {
+    /// Handles one message in its origin's order; `from` is the neighbor it came from (nil
+    /// when it waited for a gap and the neighbor no longer matters).
+    private func apply(_ msg: PeerMessage, _ f: Flood, from neighbor: NodeID?, nowMs: UInt64, wallMs: UInt64) throws {
         let o = f.origin
         switch msg {
         case .hello, .auth, .error:
@@ -289,7 +338,8 @@ public final class Cluster {
             // us out, we did not time it out), so a yes it gave is stale. Ask it again; it
             // answers no, as a granted name is never given up to a claim.
             for c in claims where pending[c.name] != nil {
-                if pending[c.name]!.waiting.insert(o).inserted {
+                if pending[c.name]!.waiting[o] == nil {
+                    pending[c.name]!.waiting[o] = nowMs
                     flood(.claim(next(), NameClaim(name: c.name, ts: pending[c.name]!.ts)))
                 }
             }
@@ -300,27 +350,37 @@ public final class Cluster {
             }
         case let .room(_, joined, room):
             if joined { nodes[o]?.rooms.insert(room) } else { nodes[o]?.rooms.remove(room) }
+            // Its stream in the room ends here: when the room comes back there it starts at 1.
+            nodes[o]?.chat[room] = nil
         case let .claim(_, c):
             hlc.observe(c.ts, wallMs: wallMs)
             let (yes, lost) = registry.answer(c, from: o, nowMs: nowMs)
             flood(.reply(next(), claimant: o, c, granted: yes))
             if let lost { failLocal(c.name, ts: lost) }
         case let .reply(_, claimant, c, granted):
-            guard claimant == me, var p = pending[c.name], p.ts == c.ts else { return }
+            // Only the nodes the claim waits for have a say (a stranger's "no" is ignored).
+            guard claimant == me, var p = pending[c.name], p.ts == c.ts, p.waiting[o] != nil else { return }
             if !granted {
                 failLocal(c.name, ts: c.ts)
                 return
             }
-            p.waiting.remove(o)
+            p.waiting[o] = nil
             pending[c.name] = p
             if p.waiting.isEmpty { grant(c.name) }
         case let .release(_, c):
             registry.release(c, holder: o)
         case .bye:
-            drop(o, departed: true)
+            // A neighbor says goodbye on its own link; a BYE for it by another path is forged
+            // (or overtook the real one, which follows). Elsewhere a BYE ends only what this
+            // node knows of that incarnation, and only for `departedMs`.
+            if neighbors.contains(o) && neighbor != o {
+                if let neighbor { onEvent?(.byeIgnored(origin: o, via: neighbor)) }
+                return
+            }
+            drop(o, until: nowMs + Cluster.departedMs)
         case let .load(_, sessions, rooms):
             nodes[o]?.sessions = sessions
-            nodes[o]?.roomMembers = Dictionary(rooms.map { ($0.room, $0.members) }, uniquingKeysWith: max)
+            nodes[o]?.roomMembers = Dictionary(rooms.prefix(Cluster.maxLoadRooms).map { ($0.room, $0.members) }, uniquingKeysWith: max)
         case let .chat(_, room, user, text):
             hub.deliverRemote(roomKey: room, user: user, text: text)
         }
@@ -368,7 +428,20 @@ public final class Cluster {
 
     private func sendState() {
         lastStateMs = clock().nowMs
+        stateWanted = false
         flood(.state(next(), rooms: hub.announced.sorted(), claims: registry.ownGranted()))
+    }
+
+    /// A STATE for a new link or origin: at once while the budget allows
+    /// (`statesPerSecond`, burst twice that), else at the next tick it does. A stream of new
+    /// origins (a joining cluster, or a hostile peer inventing them) costs a few STATEs a
+    /// second, not one per origin.
+    private func requestState(nowMs: UInt64) {
+        guard stateBudget.take(nowMs: nowMs) else {
+            stateWanted = true
+            return
+        }
+        sendState()
     }
 
     private func sendLoad(nowMs: UInt64) {
@@ -387,13 +460,27 @@ public final class Cluster {
     public func tick(nowMs: UInt64) {
         releaseExpiredHolds(nowMs: nowMs, wallMs: clock().wallMs)
         if nowMs >= lastHeartbeatMs + heartbeatMs { sendHeartbeat(nowMs: nowMs) }
+        if stateWanted { requestState(nowMs: nowMs) }
         for (id, n) in nodes where nowMs > n.lastHeardMs + peerTimeoutMs {
-            drop(id, departed: false)
+            drop(id, until: nil)
         }
+        // A node that does not answer a claim within `claimAnswerMs`, though it is heard
+        // from (a hung process, or an origin a hostile peer made up), is treated as failed:
+        // the login does not wait for it, and its messages are ignored for `departedMs`.
+        var silent: Set<NodeID> = []
+        for p in pending.values {
+            for (id, since) in p.waiting where nowMs > since + claimAnswerMs { silent.insert(id) }
+        }
+        for id in silent.sorted() {
+            onEvent?(.unresponsive(id))
+            drop(id, until: nowMs + Cluster.departedMs)
+        }
+        departed = departed.filter { nowMs < $0.value }
         if nowMs >= lastLoadMs + Cluster.loadEveryMs && !neighbors.isEmpty { sendLoad(nowMs: nowMs) }
         if nowMs >= lastStateMs + Cluster.stateEveryMs && !neighbors.isEmpty {
             // A safety net: a RELEASE lost with a link leaves no stale record for long.
             sendState()
+            forgetIdleStreams(nowMs: nowMs)
             registry.expireClaimsInFlight(olderThanMs: nowMs > Cluster.stateEveryMs ? nowMs - Cluster.stateEveryMs : 0)
         }
         for (name, p) in pending where nowMs >= p.sentMs + Cluster.claimResendMs {
@@ -402,16 +489,33 @@ public final class Cluster {
         }
     }
 
-    /// A node died, was cut off, or left: its names are free, its rooms no longer need traffic.
-    private func drop(_ id: NodeID, departed gone: Bool) {
+    /// A node died, was cut off, or left: its names are free, its rooms no longer need
+    /// traffic. With `until`, its messages are ignored until then (BYE, or no answer).
+    private func drop(_ id: NodeID, until: UInt64?) {
         nodes[id] = nil
-        if gone { departed.insert(id) }
+        if let until { departed[id] = until }
         registry.drop(id)
-        for (name, var p) in pending where p.waiting.remove(id) != nil {
+        for (name, var p) in pending where p.waiting.removeValue(forKey: id) != nil {
             pending[name] = p
             if p.waiting.isEmpty { grant(name) }
         }
     }
+
+    /// Chat streams that carried nothing for `streamIdleMs` (rooms that emptied, or a
+    /// transit node's view of traffic it only forwarded) are forgotten: their next message
+    /// starts them afresh.
+    private func forgetIdleStreams(nowMs: UInt64) {
+        guard nowMs > Cluster.streamIdleMs else { return }
+        let cutoff = nowMs - Cluster.streamIdleMs
+        for (id, n) in nodes where n.chat.values.contains(where: { $0.lastMs < cutoff && $0.held.isEmpty }) {
+            nodes[id]!.chat = n.chat.filter { $0.value.lastMs >= cutoff || !$0.value.held.isEmpty }
+        }
+    }
+
+    /// How many per-origin streams this node tracks (status; tests check it stays bounded).
+    public var streamCount: Int { nodes.values.reduce(0) { $0 + 1 + $1.chat.count } }
+    /// Rooms this node numbers its own chat in (one per room with local members).
+    public var roomSequenceCount: Int { roomSeqs.count }
 
     // MARK: Claims, for the Hub
 
@@ -426,7 +530,8 @@ public final class Cluster {
             registry.grantLocal(name, ts: ts)
             return .granted
         }
-        pending[name] = PendingClaim(ts: ts, waiting: Set(nodes.keys), sentMs: nowMs, startedUs: preciseNowUs())
+        pending[name] = PendingClaim(ts: ts, waiting: Dictionary(uniqueKeysWithValues: nodes.keys.map { ($0, nowMs) }),
+                                     sentMs: nowMs, startedUs: preciseNowUs())
         flood(.claim(next(), NameClaim(name: name, ts: ts)))
         return .pending
     }
@@ -434,10 +539,10 @@ public final class Cluster {
     /// A node became known while claims wait (it joined, or a partition is healing): it may
     /// hold one of the names, granted while it was out of reach, so each claim waits for its
     /// answer too, and is sent again now rather than at the next resend.
-    private func askNewNode(_ id: NodeID) {
+    private func askNewNode(_ id: NodeID, nowMs: UInt64) {
         guard !pending.isEmpty else { return }
         for name in pending.keys.sorted() {
-            pending[name]!.waiting.insert(id)
+            pending[name]!.waiting[id] = nowMs
             flood(.claim(next(), NameClaim(name: name, ts: pending[name]!.ts)))
         }
     }
@@ -479,8 +584,10 @@ public final class Cluster {
 
     func roomChanged(_ roomKey: String, joined: Bool) {
         if !joined {
-            // Streams of a room we no longer follow start afresh if it comes back.
+            // Streams of a room we no longer follow start afresh if it comes back, and so
+            // does ours: every node forgets our stream in the room at this ROOM -.
             for id in nodes.keys { nodes[id]!.chat[roomKey] = nil }
+            roomSeqs[roomKey] = nil
         }
         flood(.room(next(), joined: joined, room: roomKey))
     }

@@ -1,8 +1,8 @@
-/// The inter-node line protocol, version 1 (docs/cluster-protocol.md). One message per
+/// The inter-node line protocol, version 2 (docs/cluster-protocol.md). One message per
 /// `\n`-terminated line; fields separated by one space; a chat message's text is the rest
 /// of the line. Every flooded message carries its origin node and that node's sequence number.
 public enum PeerMessage: Equatable, Sendable {
-    /// Opens a link: `TCPCHAT-PEER/1 HELLO <node> <advertise> <nonce> <open|secret>`.
+    /// Opens a link: `TCPCHAT-PEER/2 HELLO <node> <advertise> <nonce> <open|secret>`.
     case hello(node: NodeID, advertise: String, nonce: String, secret: Bool)
     /// Proves the shared secret: `AUTH <hex HMAC-SHA256>`.
     case auth(proof: String)
@@ -27,8 +27,8 @@ public enum PeerMessage: Equatable, Sendable {
     /// Routed by room: `MSG <origin> <seq> <room> <user> <text>` — seq counts per (origin, room).
     case chat(Flood, room: String, user: String, text: String)
 
-    public static let version = 1
-    public static let helloPrefix = "TCPCHAT-PEER/1"
+    public static let version = 2
+    public static let helloPrefix = "TCPCHAT-PEER/\(version)"
 }
 
 /// The header of every flooded message: who first sent it and its place in that node's stream.
@@ -92,7 +92,12 @@ extension PeerMessage {
         let bytes = Array(line.utf8)
         let verbEnd = bytes.firstIndex(of: 0x20) ?? bytes.count
         let verb = String(decoding: bytes[..<verbEnd], as: UTF8.self)
-        guard let spec = PeerMessage.verbs[verb] else { throw PeerCodecError.malformed("unknown verb \(verb.prefix(32))") }
+        guard let spec = PeerMessage.verbs[verb] else {
+            if verb.hasPrefix("TCPCHAT-PEER/") {
+                throw PeerCodecError.malformed("peer protocol \(LogSafe.text(verb, max: 32)) not supported; this node speaks \(helloPrefix)")
+            }
+            throw PeerCodecError.malformed("unknown verb \(LogSafe.text(verb, max: 32))")
+        }
         // MSG's last field is free text (may hold spaces); every other field is one token.
         // Cut in place into an array of the right size (no intermediate slices, no regrowth).
         var fields: [String] = []
@@ -112,16 +117,22 @@ extension PeerMessage {
         helloPrefix: (5, { f in
             guard f[0] == "HELLO" else { throw PeerCodecError.malformed("expected HELLO") }
             guard f[4] == "open" || f[4] == "secret" else { throw PeerCodecError.malformed("auth mode") }
-            guard !f[3].isEmpty, f[3].utf8.count <= 128 else { throw PeerCodecError.malformed("nonce") }
+            guard (1...128).contains(f[3].utf8.count), f[3].utf8.allSatisfy(Fields.isAlphanumeric) else {
+                throw PeerCodecError.malformed("nonce: 1 to 128 letters and digits")
+            }
             return .hello(node: try f.node(1), advertise: try f.address(2), nonce: f[3], secret: f[4] == "secret")
         }),
         "AUTH": (1, { f in .auth(proof: f[0]) }),
         "ERROR": (1, { f in .error(reason: f[0]) }),
-        "HB": (4, { f in .heartbeat(try f.flood(), advertise: try f.address(2), neighbors: try f.list(3).map { try Fields.node($0) }) }),
+        "HB": (4, { f in
+            let list = try f.list(3)
+            guard list.count <= Limits.maxClusterNodes else { throw PeerCodecError.malformed("HB lists more than \(Limits.maxClusterNodes) neighbors") }
+            return .heartbeat(try f.flood(), advertise: try f.address(2), neighbors: try list.map { try Fields.node($0) })
+        }),
         "STATE": (4, { f in
             .state(try f.flood(), rooms: try f.list(2).map { try Fields.name($0, max: Limits.maxChatIDLength) },
                    claims: try f.list(3).map { item in
-                       guard let colon = item.lastIndex(of: ":") else { throw PeerCodecError.malformed("claim \(item.prefix(40))") }
+                       guard let colon = item.lastIndex(of: ":") else { throw PeerCodecError.malformed("claim \(LogSafe.text(item, max: 40))") }
                        return NameClaim(name: try Fields.name(String(item[..<colon]), max: Limits.maxUsernameLength),
                                         ts: try Fields.number(String(item[item.index(after: colon)...])))
                    })
@@ -138,10 +149,10 @@ extension PeerMessage {
         "RELEASE": (4, { f in .release(try f.flood(), try f.claim(2)) }),
         "BYE": (2, { f in .bye(try f.flood()) }),
         "LOAD": (4, { f in
-            .load(try f.flood(), sessions: Int(try Fields.number(f[2])), rooms: try f.list(3).map { item in
-                guard let colon = item.lastIndex(of: ":") else { throw PeerCodecError.malformed("room count \(item.prefix(40))") }
+            .load(try f.flood(), sessions: try Fields.count(f[2]), rooms: try f.list(3).map { item in
+                guard let colon = item.lastIndex(of: ":") else { throw PeerCodecError.malformed("room count \(LogSafe.text(item, max: 40))") }
                 return RoomCount(room: try Fields.name(String(item[..<colon]), max: Limits.maxChatIDLength),
-                                 members: Int(try Fields.number(String(item[item.index(after: colon)...]))))
+                                 members: try Fields.count(String(item[item.index(after: colon)...])))
             })
         }),
         "MSG": (5, { f in
@@ -168,28 +179,37 @@ struct Fields: Sendable {
         guard !parts.contains(where: \.isEmpty) else { throw PeerCodecError.malformed("empty list item") }
         return parts
     }
+    /// An advertise address: a `HostPort` (no port 0, nothing a terminal would interpret).
     func address(_ i: Int) throws -> String {
         let a = items[i]
-        guard let colon = a.lastIndex(of: ":"), a.startIndex < colon, a.utf8.count <= 300,
-              let port = try? Fields.number(String(a[a.index(after: colon)...])), port <= 65535
-        else { throw PeerCodecError.malformed("address \(a.prefix(40))") }
+        guard HostPort(a) != nil else { throw PeerCodecError.malformed("address \(LogSafe.text(a, max: 40))") }
         return a
     }
+    /// A count of sessions or members: at most `Limits.maxWireCount`, so sums over every
+    /// node of a cluster cannot overflow.
+    static func count(_ s: String) throws -> Int {
+        let n = try number(s)
+        guard n <= UInt64(Limits.maxWireCount) else { throw PeerCodecError.malformed("count \(LogSafe.text(s, max: 40)) out of range") }
+        return Int(n)
+    }
+    static func isAlphanumeric(_ c: UInt8) -> Bool {
+        (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
+    }
     static func node(_ s: String) throws -> NodeID {
-        guard let id = NodeID(s) else { throw PeerCodecError.malformed("node id \(s.prefix(40))") }
+        guard let id = NodeID(s) else { throw PeerCodecError.malformed("node id \(LogSafe.text(s, max: 40))") }
         return id
     }
     static func number(_ s: String) throws -> UInt64 {
-        guard s.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let n = UInt64(s), n <= UInt64(Int64.max) else { throw PeerCodecError.malformed("number \(s.prefix(40))") }
+        guard s.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let n = UInt64(s), n <= UInt64(Int64.max) else { throw PeerCodecError.malformed("number \(LogSafe.text(s, max: 40))") }
         return n
     }
-    /// A username or chat id. Keys travel lowercased; a chat message's user keeps its case for display.
-    /// The rules of `ChatName`, checked on the bytes without building one.
+    /// A username or chat id. Keys travel lowercased; a chat message's user keeps its case for
+    /// display. The rules of `ChatName`, checked on the bytes without building one.
     static func name(_ s: String, max: Int, keepCase: Bool = false) throws -> String {
         let u = s.utf8
         guard !u.isEmpty, u.count <= max,
               u.allSatisfy({ ChatName.isNameByte($0) && (keepCase || !($0 >= 0x41 && $0 <= 0x5A)) }) else {
-            throw PeerCodecError.malformed("name \(s.prefix(70))")
+            throw PeerCodecError.malformed("name \(LogSafe.text(s, max: 70))")
         }
         return s
     }
