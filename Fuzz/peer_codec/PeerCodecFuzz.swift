@@ -13,6 +13,8 @@
 //   - anything that decodes re-encodes to one line (no `\n`) that decodes to the same
 //     message, and encoding is then a fixed point (a canonical form);
 //   - a decoded flooded message's header is well formed (origin a node id, seq ≤ Int64.max);
+//   - the MSG fast path (`PeerChat.parse`) accepts and refuses the same lines as decode and
+//     reads the same origin, seq, room, user and text;
 //   - messages built from valid fields (names, ids, numbers, addresses, text without `\n`)
 //     survive encode → frame → decode.
 
@@ -52,11 +54,39 @@ enum PeerCodecRun {
         case (.failure, .failure): return
         default: fuzzFail("String and Substring disagree on decodability: \(text.debugDescription)")
         }
+        checkChatFastPath(text, decoded: fromString)
         guard case .success(let msg) = fromString else { return }
         _ = roundTrip(msg, source: text)
         if let f = msg.flood {
             require(f.seq <= UInt64(Int64.max), "seq past Int64.max")
             require(NodeID(f.origin.text) != nil, "origin is not a node id")
+        }
+    }
+
+    /// Origins seen by the MSG fast path (it caches them by value, as a cluster does);
+    /// emptied now and then so a long run does not grow it without bound.
+    nonisolated(unsafe) static var chatIDs: [UInt64: NodeID] = [:]
+
+    /// `PeerChat.parse`, the cluster's allocation-free reading of a MSG line, accepts and
+    /// refuses exactly the lines `PeerMessage.decode` does, and reads the same fields.
+    static func checkChatFastPath(_ text: String, decoded: Result<PeerMessage, Error>) {
+        if chatIDs.count > 1024 { chatIDs.removeAll(keepingCapacity: true) }
+        var line = text
+        line.withUTF8 { u in
+            let fast: PeerChat?
+            do { fast = try PeerChat.parse(UnsafeRawBufferPointer(u), ids: &chatIDs) } catch {
+                if case .success(let m) = decoded, case .chat = m { fuzzFail("PeerChat refuses a MSG decode accepts: \(text.debugDescription) (\(error))") }
+                return
+            }
+            guard let c = fast else {
+                if case .success(let m) = decoded, case .chat = m { fuzzFail("PeerChat does not see a MSG: \(text.debugDescription)") }
+                return
+            }
+            guard case .success(.chat(let f, let room, let user, let body)) = decoded else {
+                fuzzFail("PeerChat accepts a MSG decode refuses: \(text.debugDescription)")
+            }
+            require(c.flood == f && c.room == room && c.user == user && same(c.text, body.utf8),
+                    "PeerChat and decode read \(text.debugDescription) differently")
         }
     }
 
@@ -117,9 +147,28 @@ enum PeerCodecRun {
         return s
     }
 
+    /// A well-formed address (HostPort): port 1…65535.
     static func address(_ r: inout FuzzReader) -> String {
-        let hosts = ["10.0.0.1", "[::1]", "host.example", "[fe80::1%eth0]", "h", "a:b"]
-        return "\(hosts[Int(r.byte()) % hosts.count]):\(r.u16())"
+        let hosts = ["10.0.0.1", "[::1]", "host.example", "[fe80::1%eth0]", "h", "a-b_c.d"]
+        return "\(hosts[Int(r.byte()) % hosts.count]):\(1 + Int(r.u16()) % 65535)"
+    }
+
+    /// A HELLO nonce: 1…128 letters and digits.
+    static func nonce(_ r: inout FuzzReader) -> String {
+        let n = 1 + Int(r.byte()) % 128
+        return String(unsafeUninitializedCapacity: n) { b in
+            for i in 0..<n { b[i] = displayAlphabet[Int(r.byte()) % (displayAlphabet.count - 1)] }   // no `/`
+            return n
+        }
+    }
+
+    /// A session or member count: 0…`Limits.maxWireCount`, the ends included.
+    static func count(_ r: inout FuzzReader) -> Int {
+        switch r.byte() & 3 {
+        case 0: return Int(r.byte())
+        case 1: return Limits.maxWireCount - Int(r.byte())
+        default: return Int(UInt32(r.u16()) << 16 | UInt32(r.u16())) % (Limits.maxWireCount + 1)
+        }
     }
 
     static func list<T>(_ r: inout FuzzReader, _ item: (inout FuzzReader) -> T) -> [T] {
@@ -138,10 +187,7 @@ enum PeerCodecRun {
             let msg: PeerMessage
             switch r.byte() % 12 {
             case 0:
-                var nonce = text(&r, noSpaces: true, nonEmpty: true)
-                while nonce.utf8.count > 128 { nonce.removeLast() }
-                if nonce.isEmpty { nonce = "n" }
-                msg = .hello(node: node(&r), advertise: address(&r), nonce: nonce, secret: r.byte() & 1 == 1)
+                msg = .hello(node: node(&r), advertise: address(&r), nonce: nonce(&r), secret: r.byte() & 1 == 1)
             case 1: msg = .auth(proof: text(&r, noSpaces: false, nonEmpty: false))
             case 2: msg = .error(reason: text(&r, noSpaces: false, nonEmpty: false))
             case 3: msg = .heartbeat(flood, advertise: address(&r), neighbors: list(&r) { node(&$0) })
@@ -156,8 +202,8 @@ enum PeerCodecRun {
             case 8: msg = .release(flood, NameClaim(name: name(&r, max: Limits.maxUsernameLength), ts: number(&r)))
             case 9: msg = .bye(flood)
             case 10:
-                msg = .load(flood, sessions: Int(number(&r)),
-                            rooms: list(&r) { RoomCount(room: name(&$0, max: Limits.maxChatIDLength), members: Int(number(&$0))) })
+                msg = .load(flood, sessions: count(&r),
+                            rooms: list(&r) { RoomCount(room: name(&$0, max: Limits.maxChatIDLength), members: count(&$0)) })
             default:
                 msg = .chat(flood, room: name(&r, max: Limits.maxChatIDLength), user: name(&r, max: Limits.maxUsernameLength, display: true),
                             text: text(&r, noSpaces: false, nonEmpty: false))
