@@ -58,7 +58,8 @@
 // neighbors and Cluster.maxLoadRooms load rooms; it names only nodes it tracks to the
 // runtime's dialers (FuzzNode.learned), at most maxNodes of them; and, in both modes,
 // every login is answered (200 or 403) once claimAnswerMs + peerTimeoutMs + 2 resends have
-// passed since it was first seen waiting (checked after every clock advance).
+// passed since it was first seen waiting (checked after every clock advance, on the nodes
+// that advance ticked).
 //
 // At the end every link is healed, everything delivered and the clock run past every
 // timeout (25 s, links redialed as they close); then every login is settled, every node
@@ -104,6 +105,8 @@ final class ClusterProgram {
     var madeUp: UInt64 = 0
     /// When each waiting login was first seen waiting (by sink serial).
     var waitingSince: [Int: UInt64] = [:]
+    /// The nodes the last advance ticked (a node decides nothing between its ticks).
+    var lastTicked: Set<Int> = []
 
     init(_ input: [UInt8]) {
         r = FuzzReader(input)
@@ -148,7 +151,7 @@ final class ClusterProgram {
             trace("op \(ops): \(hostile && op == 8 ? "hostile" : ClusterProgram.opNames[Int(op)]) \(hex(r.bytes[before..<r.pos]))")
             checkQuietGroups()
             if hostile { checkBounds() }
-            if op == 6 { checkLoginsAnswered() }
+            if op == 6 { checkLoginsAnswered(ticked: lastTicked) }
         }
         if ClusterProgram.tracing { fputs(dump(), stderr) }
         finish()
@@ -194,7 +197,9 @@ final class ClusterProgram {
             let a = r.byte()
             net.nowMs += ClusterProgram.advanceMs[Int(a & 7)]
             let who = Int((a >> 3) & 3)
-            net.tick(only: who == 0 ? nil : (who - 1) % n)
+            let only = who == 0 ? nil : (who - 1) % n
+            net.tick(only: only)
+            lastTicked = only.map { [$0] } ?? Set(0..<n)
         case 7:
             let members = net.sinks.filter { $0.session != nil && !$0.gone }
             if !members.isEmpty { net.say(members[Int(r.byte()) % members.count]) }
@@ -397,11 +402,12 @@ final class ClusterProgram {
 
     /// A login is answered within the claim deadline (docs/cluster-protocol.md §5: a silent
     /// node is a failed node), whatever any member says or does not say.
-    func checkLoginsAnswered() {
+    func checkLoginsAnswered(ticked: Set<Int>) {
         for s in net.sinks {
             guard s.pending, !net.dead.contains(s.node) else { waitingSince[s.serial] = nil; continue }
             let since = waitingSince[s.serial] ?? net.nowMs
             waitingSince[s.serial] = since
+            guard ticked.contains(s.node) else { continue }
             let c = net[s.node].cluster
             let bound = c.claimAnswerMs + c.peerTimeoutMs + 2 * Cluster.claimResendMs
             require(net.nowMs - since <= bound,
