@@ -54,9 +54,9 @@
 //   7 a malformed line (a valid one cut short, or bytes)
 // Its invariants, on top of the ones above (the end-state agreement is not owed: the
 // phantom contradicts itself): after every op each node tracks at most Cluster.maxNodes
-// others, each with at most Cluster.maxHeld held messages, at most maxClusterNodes
+// others (plus its direct links), each with at most Cluster.maxHeld held messages, at most maxClusterNodes
 // neighbors and Cluster.maxLoadRooms load rooms; it names only nodes it tracks to the
-// runtime's dialers (FuzzNode.learned), at most maxNodes of them; and, in both modes,
+// runtime's dialers (FuzzNode.learned), at most maxNodes plus its links; and, in both modes,
 // every login is answered (200 or 403) once claimAnswerMs + peerTimeoutMs + 2 resends have
 // passed since it was first seen waiting (checked after every clock advance, on the nodes
 // that advance ticked).
@@ -390,7 +390,7 @@ final class ClusterProgram {
     func checkBounds() {
         for a in net.live {
             let c = net[a].cluster
-            require(c.nodes.count <= Cluster.maxNodes, "op \(ops): node \(a) tracks \(c.nodes.count) nodes")
+            require(c.nodes.count <= Cluster.maxNodes + c.neighbors.count, "op \(ops): node \(a) tracks \(c.nodes.count) nodes")
             for (id, remote) in c.nodes {
                 require(remote.control.held.count <= Cluster.maxHeld + 1, "op \(ops): node \(a) holds \(remote.control.held.count) messages of \(id)")
                 require(remote.neighbors.count <= Limits.maxClusterNodes, "op \(ops): node \(a) keeps \(remote.neighbors.count) neighbors of \(id)")

@@ -81,7 +81,8 @@ final class FuzzNode: ClusterTransport {
 
     func send(_ line: Payload, to neighbor: NodeID) { net.enqueue(from: index, to: neighbor, line) }
     /// Addresses the core told the runtime to dial, by node: the runtime keeps one dialer per
-    /// entry, so the core must only name nodes it tracks (at most `Cluster.maxNodes`).
+    /// entry, so the core must only name nodes it tracks or links to (at most `Cluster.maxNodes`
+    /// plus its links).
     var learnedAddresses: [NodeID: String] = [:]
     func learned(node: NodeID, address: String) {
         require(cluster.nodes[node] != nil || cluster.neighbors.contains(node),
@@ -92,7 +93,9 @@ final class FuzzNode: ClusterTransport {
         if learnedAddresses.count > Cluster.maxNodes {
             learnedAddresses = learnedAddresses.filter { cluster.nodes[$0.key] != nil || cluster.neighbors.contains($0.key) }
         }
-        require(learnedAddresses.count <= Cluster.maxNodes, "node \(index) has \(learnedAddresses.count) learned addresses")
+        // A direct link is tracked even when maxNodes others already are (Cluster.linkUp).
+        require(learnedAddresses.count <= Cluster.maxNodes + cluster.neighbors.count,
+                "node \(index) has \(learnedAddresses.count) learned addresses (\(cluster.neighbors.count) links)")
     }
 }
 
