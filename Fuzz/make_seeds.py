@@ -178,7 +178,8 @@ cl("kill-pending-claim", MESH3, [SETTLE, 0] + login(2, 1) + [SETTLE, 0] + login(
 cl("bcast-chain", CHAIN3, [SETTLE, 0] + login(0, 0, room=2) + login(2, 1, room=2) + login(1, 2, room=2) + [SETTLE, 0, BCAST, 0, 1, BCAST, 1, 2, DROP, 0, ADVANCE, 4, BCAST, 2, 3, HEAL, 0, BCAST, 0, 4])
 cl("long-quiet", NONE3, [HEAL, 0, HEAL, 2] + login(1, 0) + [ADVANCE, 7, SETTLE, 0, ADVANCE, 7, SETTLE, 0])
 
-# Hostile mode (byte 0 bit 6): INJECT is a hostile phantom [node, kind, a, b]; see ClusterFuzz.swift.
+# Hostile mode (byte 0 bit 6): INJECT is a hostile phantom [node, kind, a, b]; see ClusterFuzz.swift
+# (H_BYE names a real node only with FUZZ_CLUSTER_FORGE_BYE=1, else a made-up origin).
 HOSTILE = 0x40
 H_ORIGINS, H_HB_LIST, H_REPLY, H_BYE, H_LOAD, H_CLAIM, H_STATE, H_MALFORMED = range(8)
 
