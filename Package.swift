@@ -33,6 +33,11 @@ let package = Package(
             pkgConfig: "libuv",
             providers: [.apt(["libuv1-dev"])]
         ),
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
         .target(
             name: "ChatCore",
             dependencies: [
@@ -44,7 +49,7 @@ let package = Package(
         .target(
             name: "ChatNode",
             dependencies: [
-                "CUV", "ChatCore",
+                "CUV", "COpenSSL", "ChatCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -53,11 +58,11 @@ let package = Package(
         ),
         .target(
             name: "ChatClient",
-            dependencies: ["ChatCore"]
+            dependencies: ["ChatCore", "COpenSSL"]
         ),
         .target(
             name: "ChatBench",
-            dependencies: ["ChatCore", .product(name: "Histogram", package: "hdrhistogram-swift")]
+            dependencies: ["ChatCore", "COpenSSL", .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
         .executableTarget(
             name: "tcp_chat",

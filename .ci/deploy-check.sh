@@ -96,6 +96,26 @@ if out="$(systemd-analyze security --offline=yes --root="$SYSROOT" --threshold="
 else
     fail "systemd-analyze security over $SECURITY_THRESHOLD:"; printf '%s\n' "$out" | grep -E '✗|exposure' | sed 's/^/      /'
 fi
+# The TLS drop-in (systemd credentials), verified on top of the unit (a stub /bin/kill for
+# its ExecReload=, as for the binary).
+mkdir -p "$SYSROOT/etc/systemd/system/tcp-chat@.service.d" "$SYSROOT/bin"
+[ -e "$SYSROOT/bin/kill" ] || cp "$SYSROOT/usr/local/bin/tcp_chat" "$SYSROOT/bin/kill"
+cp deploy/systemd/tls.conf "$SYSROOT/etc/systemd/system/tcp-chat@.service.d/tls.conf"
+if out="$(systemd-analyze verify --root="$SYSROOT" --man=no tcp-chat@node1.service 2>&1)" && [ -z "$out" ]; then
+    pass "systemd-analyze verify tcp-chat@node1.service with the TLS drop-in (tls.conf)"
+else
+    fail "systemd-analyze verify with tls.conf:"; printf '%s\n' "$out" | sed 's/^/      /'
+fi
+for key in TCP_CHAT_TLS_CERT TCP_CHAT_TLS_KEY TCP_CHAT_TLS_CA; do
+    grep -q "^Environment=$key=%d/" deploy/systemd/tls.conf || fail "tls.conf: $key does not point into the credentials directory"
+done
+# shellcheck disable=SC2016  # $MAINPID is systemd's, matched literally
+if grep -q '^ExecReload=/bin/kill -HUP \$MAINPID' deploy/systemd/tls.conf; then
+    pass "tls.conf: credentials for cert, key and CA; reload sends SIGHUP"
+else
+    fail "tls.conf: no ExecReload sending SIGHUP"
+fi
+rm -rf "$SYSROOT/etc/systemd/system/tcp-chat@.service.d"
 if grep -q '^MemoryDenyWriteExecute=yes' "$UNIT" && grep -q '^SystemCallFilter=@system-service' "$UNIT"; then
     pass "unit keeps the traced hardening (MemoryDenyWriteExecute, SystemCallFilter)"
 else
@@ -303,9 +323,76 @@ def check_compose():
               f"{n}: build context is the repository root, dockerfile found")
     check("cluster_secret" in comp.get("secrets", {}), "top-level secret cluster_secret")
 
+def strategic_merge(base, patch):
+    """The part of kustomize's strategic merge that statefulset-tls.yaml uses: maps merge,
+    lists of named items merge by name, other lists and scalars are replaced."""
+    if isinstance(base, dict) and isinstance(patch, dict):
+        out = dict(base)
+        for k, v in patch.items():
+            out[k] = strategic_merge(base[k], v) if k in base else v
+        return out
+    if isinstance(base, list) and isinstance(patch, list) and all(isinstance(x, dict) and "name" in x for x in base + patch):
+        out = [dict(x) for x in base]
+        for item in patch:
+            for i, x in enumerate(out):
+                if x["name"] == item["name"]:
+                    out[i] = strategic_merge(x, item)
+                    break
+            else:
+                out.append(item)
+        return out
+    return patch
+
+def check_kubernetes_tls():
+    section("kubernetes TLS overlay")
+    tdir = p("deploy", "kubernetes", "tls")
+    kust = yaml.safe_load(open(os.path.join(tdir, "kustomization.yaml")))
+    check(kust.get("resources") == ["../"], "tls/kustomization.yaml builds on the base")
+    patches = [x["path"] for x in kust.get("patches", [])]
+    check(patches == ["statefulset-tls.yaml"], "tls/kustomization.yaml applies statefulset-tls.yaml (certificate.yaml stays optional)")
+    base = yaml.safe_load(open(p("deploy", "kubernetes", "statefulset.yaml")))
+    patch = yaml.safe_load(open(os.path.join(tdir, "statefulset-tls.yaml")))
+    check(patch["metadata"]["name"] == base["metadata"]["name"] and patch["kind"] == base["kind"], "the patch names the StatefulSet")
+    merged = strategic_merge(base, patch)
+    out = os.path.join(os.environ["DEPLOY_TMP"], "statefulset-tls-rendered.yaml")
+    with open(out, "w") as f:
+        yaml.safe_dump(merged, f)
+    c = merged["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    mount = next((m for m in c["volumeMounts"] if m["name"] == "tls"), None)
+    vol = next((v for v in merged["spec"]["template"]["spec"]["volumes"] if v["name"] == "tls"), None)
+    check(mount is not None and vol is not None, "the tls volume is mounted")
+    if mount and vol:
+        for var, key in (("TCP_CHAT_TLS_CERT", "tls.crt"), ("TCP_CHAT_TLS_KEY", "tls.key"), ("TCP_CHAT_TLS_CA", "ca.crt")):
+            check(env.get(var) == f"{mount['mountPath']}/{key}", f"{var} points at the Secret's {key}", str(env.get(var)))
+            check(f"--{var[9:].lower().replace('_', '-')}" in OPTIONS, f"{var} is a server option")
+        check(env.get("TCP_CHAT_CLUSTER_SECRET_FILE") is not None, "the base's cluster secret stays (second factor)")
+        cert = yaml.safe_load(open(os.path.join(tdir, "certificate.yaml")))
+        check(cert["apiVersion"] == "cert-manager.io/v1" and cert["kind"] == "Certificate", "certificate.yaml is a cert-manager Certificate")
+        check(cert["spec"]["secretName"] == vol["secret"]["secretName"], "the Certificate fills the Secret the pods mount")
+        check({"server auth", "client auth"} <= set(cert["spec"].get("usages", [])), "the Certificate allows server and client auth (peers dial with it)")
+        sts_ns = yaml.safe_load(open(p("deploy", "kubernetes", "kustomization.yaml"))).get("namespace")
+        peers = base["spec"]["serviceName"]
+        want = {f"{base['metadata']['name']}-{i}.{peers}.{sts_ns}.svc.cluster.local" for i in range(base["spec"]["replicas"])}
+        check(want <= set(cert["spec"].get("dnsNames", [])), "the Certificate names every pod's peer address", str(sorted(want)))
+
+def check_compose_tls():
+    section("compose TLS override")
+    comp = yaml.safe_load(open(p("deploy", "container", "compose.yaml")))
+    tls = yaml.safe_load(open(p("deploy", "container", "compose.tls.yaml")))
+    check(set(tls["services"]) == set(comp["services"]), "compose.tls.yaml covers every node of compose.yaml")
+    for n, svc in tls["services"].items():
+        env = svc.get("environment", {})
+        targets = {s if isinstance(s, str) else s.get("target", s["source"]) for s in svc.get("secrets", [])}
+        for var, target in (("TCP_CHAT_TLS_CERT", "tls_cert"), ("TCP_CHAT_TLS_KEY", "tls_key"), ("TCP_CHAT_TLS_CA", "tls_ca")):
+            check(env.get(var) == f"/run/secrets/{target}" and target in targets, f"{n}: {var} is the secret {target}")
+        check("cluster_secret" in targets and env.get("TCP_CHAT_CLUSTER_SECRET_FILE"), f"{n}: keeps the cluster secret (override lists replace)")
+        sources = {s if isinstance(s, str) else s["source"] for s in svc.get("secrets", [])}
+        check(sources <= set(tls.get("secrets", {})) | set(comp.get("secrets", {})), f"{n}: every secret is declared")
+
 # Each section runs on its own: one that crashes (a key missing from a manifest, say) is a
 # failure of its own and does not hide the others.
-for fn in (check_systemd_env_files, check_kubernetes, check_dockerfile, check_compose):
+for fn in (check_systemd_env_files, check_kubernetes, check_dockerfile, check_compose, check_kubernetes_tls, check_compose_tls):
     try:
         fn()
     except Exception as exc:  # noqa: BLE001
@@ -313,7 +400,7 @@ for fn in (check_systemd_env_files, check_kubernetes, check_dockerfile, check_co
 
 sys.exit(0 if all(RESULTS) else 1)
 PY
-if "$PY" "$TMP/checks.py" "$ROOT" "$TMP/options.txt" > "$TMP/checks.out" 2>&1; then :; fi
+if DEPLOY_TMP="$TMP" "$PY" "$TMP/checks.py" "$ROOT" "$TMP/options.txt" > "$TMP/checks.out" 2>&1; then :; fi
 cat "$TMP/checks.out"
 PASSED=$((PASSED + $(grep -c '^ok: ' "$TMP/checks.out" || true)))
 FAILED=$((FAILED + $(grep -c '^FAIL: ' "$TMP/checks.out" || true)))
@@ -322,6 +409,8 @@ if grep -q '^Traceback' "$TMP/checks.out"; then fail "structure checks crashed (
 # ---- Kubernetes schemas -------------------------------------------------------------------------
 section "kubernetes schemas"
 mapfile -t MANIFESTS < <(find deploy/kubernetes -maxdepth 1 -name '*.yaml' ! -name kustomization.yaml | sort)
+# The TLS overlay as kustomize would render it (checks.py merged the patch into the base).
+[ -f "$TMP/statefulset-tls-rendered.yaml" ] && MANIFESTS+=("$TMP/statefulset-tls-rendered.yaml")
 for v in "${K8S_VERSIONS[@]}"; do
     if out="$("$VENV/bin/kubernetes-validate" --strict --quiet -k "$v" "${MANIFESTS[@]}" 2>&1)"; then
         pass "kubernetes-validate --strict -k $v: ${#MANIFESTS[@]} manifests"
@@ -336,6 +425,11 @@ if out="$("$VENV/bin/check-jsonschema" --builtin-schema vendor.compose-spec depl
     pass "compose.yaml against the compose-spec schema"
 else
     fail "compose.yaml against the compose-spec schema:"; printf '%s\n' "$out" | sed 's/^/      /'
+fi
+if out="$("$VENV/bin/check-jsonschema" --builtin-schema vendor.compose-spec deploy/container/compose.tls.yaml 2>&1)"; then
+    pass "compose.tls.yaml against the compose-spec schema"
+else
+    fail "compose.tls.yaml against the compose-spec schema:"; printf '%s\n' "$out" | sed 's/^/      /'
 fi
 
 # ---- Dockerfile lint ----------------------------------------------------------------------------

@@ -61,6 +61,7 @@ hf("repeat-8-compaction", "u_r\n" + "m" * 600 + "\n", cfg=0x38)
 hf("repeat-long-partials", "w" * 200 + "\n", cfg=0x3E, specs=[(150, 0), (300, PAUSE)])
 hf("utf8-and-control", b"u_r\nh\xc3\xa9llo\n\xff\xfe\n\x1b[2J\nt\tab\n\xc2\x85\n")
 hf("exit-raw", "u_r/exit", specs=[(3, SILENCE), (5, SILENCE)])
+hf("http-request-line", "GET /ws HTTP/1.1\r\nHost: localhost:8888\r\nUpgrade: websocket\r\n\r\n\x81\x85", specs=[(9, 0)])
 
 # ---- text_check: [cfg][text]; cfg bits 0-2 limit (4096,1,4,7,16,64,255,100000), bit 7 raw
 def tc(name, text, cfg=0):
@@ -193,6 +194,68 @@ cl("hostile-forged-replies", MESH2 | HOSTILE, [SETTLE, 0] + login(0, 1) + hostil
 cl("hostile-bye-real-node", MESH3 | HOSTILE, [SETTLE, 0] + hostile(0, H_BYE, 3, 1) + hostile(2, H_BYE, 3, 0x81) + login(0, 2) + [SETTLE, 0, ADVANCE, 4, SETTLE, 0])
 cl("hostile-load-hb-state", MESH2 | HOSTILE, [SETTLE, 0] + hostile(0, H_LOAD, 7, 0) + hostile(0, H_LOAD, 7, 1) + hostile(1, H_HB_LIST, 80, 0) + hostile(1, H_HB_LIST, 80, 1) + hostile(0, H_STATE) + hostile(1, H_CLAIM, 2, 0) + login(0, 2) + [ADVANCE, 5, ADVANCE, 5, SETTLE, 0])
 cl("hostile-malformed", MESH2 | HOSTILE, [SETTLE, 0] + hostile(0, H_MALFORMED, 20, 0) + hostile(1, H_MALFORMED, 30, 1) + login(1, 3) + [SETTLE, 0])
+
+# ---- http_request: [cfg][head] ---------------------------------------------------------------
+# cfg bits 0-3: prefix cut (sixteenths of the head), bit 4: --web-origins http://a.example, bit 5: *.
+def hr(name, head, cfg=0x08):
+    write("http_request", name, bytes([cfg]) + (head.encode() if isinstance(head, str) else head))
+
+
+UPGRADE = ("GET /ws HTTP/1.1\r\nHost: localhost:8888\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"
+           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: http://localhost:8888\r\n\r\n")
+hr("page", "GET / HTTP/1.1\r\nHost: localhost:8888\r\nAccept: text/html\r\n\r\n")
+hr("page-head-lf", "HEAD /?x=1 HTTP/1.0\nUser-Agent: t\n\n")
+hr("upgrade", UPGRADE)
+hr("upgrade-foreign-origin", UPGRADE.replace("http://localhost:8888", "http://a.example"), cfg=0x18)
+hr("upgrade-any-origin", UPGRADE.replace("http://localhost:8888", "null"), cfg=0x2F)
+hr("upgrade-bad-version", UPGRADE.replace("Version: 13", "Version: 8"))
+hr("upgrade-short-key", UPGRADE.replace("dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ="))
+hr("not-found", "GET /favicon.ico HTTP/1.1\r\nHost: a\r\n\r\n")
+hr("post", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc")
+hr("no-host", "GET / HTTP/1.1\r\n\r\n")
+hr("folded", "GET / HTTP/1.1\r\nHost: a\r\n x\r\n\r\n")
+hr("leading-crlf", "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n")
+hr("incomplete", "GET / HTTP/1.1\r\nHost: a\r\n", cfg=0x0F)
+
+
+# ---- websocket_codec: [cfg][chunk][bytes] -----------------------------------------------------
+# cfg bit 0: 0 raw stream / 1 program [nfrag-1][mask 4][len per fragment][payloads]...;
+# bits 1-3 limit index (4096, 1, 2, 3, 8, 16, 64, 300); chunk: read size - 1 (0 = one read).
+def mframe(opcode, payload, fin=True, mask=b"\x37\xfa\x21\x3d", masked=True, rsv=0):
+    out = bytes([(0x80 if fin else 0) | rsv | opcode])
+    n = len(payload)
+    m = 0x80 if masked else 0
+    if n < 126:
+        out += bytes([m | n])
+    else:
+        out += bytes([m | 126]) + n.to_bytes(2, "big")
+    if masked:
+        out += mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    else:
+        out += payload
+    return out
+
+
+def wc(name, data, cfg=0, chunk=0):
+    write("websocket_codec", name, bytes([cfg, chunk]) + data)
+
+
+wc("text", mframe(1, b"alice_room") + mframe(1, "h\u00e9llo".encode()))
+wc("text-byte-by-byte", mframe(1, b"hello") + mframe(1, b"again"), chunk=0)
+wc("fragments-with-ping", mframe(1, b"he", fin=False) + mframe(9, b"p") + mframe(0, b"ll", fin=False) + mframe(0xA, b"") + mframe(0, b"o"), chunk=2)
+wc("utf8-split", mframe(1, b"caf\xc3", fin=False) + mframe(0, b"\xa9"))
+wc("utf8-bad", mframe(1, b"ab\xc3", fin=False) + mframe(0, b"\x28"))
+wc("unmasked", mframe(1, b"hi", masked=False))
+wc("binary", mframe(2, b"\x01\x02"))
+wc("reserved-bits", mframe(1, b"x", rsv=0x40))
+wc("long-ping", mframe(9, b"p" * 126))
+wc("close-1000", mframe(8, b"\x03\xe8bye"))
+wc("close-bad-code", mframe(8, b"\x03\xed"))
+wc("too-long", mframe(1, b"x" * 300), cfg=0x06)
+wc("len16", mframe(1, b"y" * 200), chunk=7)
+wc("len64-header", bytes([0x81, 0xFF, 0, 0, 0, 0, 0, 1, 0, 0]) + b"\x01\x02\x03\x04")
+wc("program-two", bytes([1, 0x37, 0xfa, 0x21, 0x3d, 3, 2]) + b"abcde" + bytes([0, 1, 2, 3, 4, 5]) + b"xyzzy", cfg=1, chunk=3)
+wc("program-limit", bytes([2, 9, 9, 9, 9, 4, 4, 4]) + b"0123456789ab", cfg=0x09)
 
 if __name__ == "__main__":
     print("seeds written under", ROOT, file=sys.stderr)

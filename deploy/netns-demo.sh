@@ -2,7 +2,7 @@
 # A tcp_chat cluster on three "hosts" — Linux network namespaces joined by a bridge — on one
 # Linux box. Run as root:
 #
-#   sudo deploy/netns-demo.sh [--keep] [BINARY]
+#   sudo deploy/netns-demo.sh [--keep] [--tls] [BINARY]
 #
 # BINARY (or $TCP_CHAT_BIN) defaults to .build/release/tcp_chat, then .build/debug/tcp_chat.
 #
@@ -16,6 +16,9 @@
 #   4. stops node n2 (SIGTERM): alice and carol must still talk (n3 joined through n2, yet
 #      the cluster does not split), then starts n2 again and checks it rejoins;
 #   5. prints how to attach a terminal client; with --keep waits for Ctrl+C.
+# With --tls, step 2 first makes a cluster CA and one certificate per node with the openssl
+# commands of docs/tls.md, the nodes link with mutual TLS (checked in their logs), and step 3
+# adds `openssl s_client` on n1 chatting with a plaintext client on n3.
 # On exit — success, failure, Ctrl+C or kill — a trap stops every process in the demo's
 # namespaces and deletes the namespaces (which removes the veth pairs and the bridge).
 #
@@ -28,10 +31,12 @@ set -euo pipefail
 usage() { sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; }
 
 KEEP=0
+TLS=0
 BIN_ARG=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --keep) KEEP=1 ;;
+        --tls) TLS=1 ;;
         -h|--help) usage; exit 0 ;;
         -*) echo "netns-demo: unknown option $1" >&2; usage >&2; exit 2 ;;
         *) [ -z "$BIN_ARG" ] || { echo "netns-demo: one binary only" >&2; exit 2; }; BIN_ARG="$1" ;;
@@ -54,7 +59,9 @@ fi
 BIN="$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")"
 
 [ "$(id -u)" -eq 0 ] || { echo "netns-demo: run as root (it creates network namespaces)" >&2; exit 2; }
-for tool in ip python3; do
+TOOLS=(ip python3)
+[ "$TLS" -eq 0 ] || TOOLS+=(openssl)
+for tool in "${TOOLS[@]}"; do
     command -v "$tool" >/dev/null || { echo "netns-demo: needs $tool" >&2; exit 2; }
 done
 
@@ -232,13 +239,36 @@ done
 head -c 32 /dev/urandom | base64 > "$WORK/cluster.secret"
 chmod 0600 "$WORK/cluster.secret"
 declare -A PEERS=([n1]="" [n2]="--peer ${IP[n1]}:$PORT" [n3]="--peer ${IP[n2]}:$PORT")
+declare -A TLSFLAGS=([n1]="" [n2]="" [n3]="")
+if [ "$TLS" -eq 1 ]; then
+    say "TLS: a cluster CA and one certificate per node (docs/tls.md)"
+    mkdir -p "$WORK/tls"
+    (
+        cd "$WORK/tls"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+            -keyout ca.key -out ca.pem -days 3650 -subj "/CN=tcp_chat cluster CA" \
+            -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+        for n in "${NODES[@]}"; do
+            openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:prime256v1 -out "$n.key"
+            openssl req -new -key "$n.key" -out "$n.csr" -subj "/CN=$n"
+            printf 'basicConstraints=CA:FALSE\nsubjectAltName=DNS:%s,IP:%s\nextendedKeyUsage=serverAuth,clientAuth\n' \
+                "$n" "${IP[$n]}" > "$n.ext"
+            openssl x509 -req -in "$n.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 90 \
+                -extfile "$n.ext" -out "$n.pem" 2>/dev/null
+            chmod 600 "$n.key"
+        done
+    )
+    for n in "${NODES[@]}"; do
+        TLSFLAGS[$n]="--tls-cert $WORK/tls/$n.pem --tls-key $WORK/tls/$n.key --tls-ca $WORK/tls/ca.pem"
+    done
+fi
 
 start_node() {
     local n="$1"
     # A simple command (not a function) in the background, so that $! is the node itself:
     # ip netns exec enters the namespace and execs the binary in the same process.
-    # shellcheck disable=SC2086  # PEERS holds 0 or 2 words
-    ip netns exec "$PREFIX-$n" "$BIN" server -a "${IP[$n]}" -p "$PORT" ${PEERS[$n]} \
+    # shellcheck disable=SC2086  # PEERS holds 0 or 2 words, TLSFLAGS 0 or 6 (no spaces in paths)
+    ip netns exec "$PREFIX-$n" "$BIN" server -a "${IP[$n]}" -p "$PORT" ${PEERS[$n]} ${TLSFLAGS[$n]} \
         --cluster-secret-file "$WORK/cluster.secret" --log-level info \
         >"$WORK/$n.out" 2>>"$WORK/$n.log" &
     PID[$n]=$!
@@ -311,6 +341,63 @@ say "alice@n1, bob@n2 and carol@n3 in room 'demo': each line must reach all thre
 chat_round 1 "n1:alice:hello from n1" "n2:bob:hello from n2" "n3:carol:hello from n3" \
     || fail "a message did not cross the cluster"
 
+if [ "$TLS" -eq 1 ]; then
+    say "TLS: every peer link is mutual TLS (from the nodes' logs)"
+    for n in "${NODES[@]}"; do
+        ups="$(grep -c 'peer link up' "$WORK/$n.log" || true)"
+        tls_ups="$(grep 'peer link up' "$WORK/$n.log" | grep -c 'tls=TLSv1.3' || true)"
+        [ "$ups" -gt 0 ] && [ "$ups" = "$tls_ups" ] || fail "$n: $tls_ups of $ups peer links are TLS 1.3"
+        echo "$n: $ups peer link(s) up, all over TLS 1.3"
+    done
+    say "TLS: openssl s_client on n1 chats with a plaintext client on n3"
+    mkfifo "$WORK/sclient.in"
+    DEMO_NS="$PREFIX-n1" ip netns exec "$PREFIX-n1" timeout 30 openssl s_client -quiet -verify_return_error \
+        -connect "${IP[n1]}:$PORT" -CAfile "$WORK/tls/ca.pem" -verify_ip "${IP[n1]}" \
+        <"$WORK/sclient.in" >"$WORK/sclient.out" 2>"$WORK/sclient.err" &
+    SCLIENT=$!
+    exec 7>"$WORK/sclient.in"
+    echo "sam_demo" >&7
+    deadline=$((SECONDS + 10))
+    until grep -qx 200 "$WORK/sclient.out" 2>/dev/null; do
+        [ $SECONDS -lt $deadline ] || fail "s_client got no 200: $(cat "$WORK/sclient.out" "$WORK/sclient.err")"
+        sleep 0.1
+    done
+    echo "s_client (n1, TLS): 200"
+    nsx n3 timeout 30 python3 - "${IP[n3]}" "$PORT" >"$WORK/nick.out" 2>&1 <<'PY' &
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=15)
+s.sendall(b"nick_demo\n")
+f = s.makefile("rb")
+assert f.readline().strip() == b"200", "nick: no 200"
+print("nick (n3, plaintext): 200", flush=True)
+while True:
+    line = f.readline().decode().strip()
+    if line == "sam - hello over TLS":
+        print("nick got: " + line, flush=True)
+        s.sendall(b"hello in the clear\n")
+        break
+time.sleep(0.5)
+PY
+    NICK=$!
+    # The room's membership reaches n1 a moment after nick's 200: say it until nick hears it.
+    deadline=$((SECONDS + 10))
+    until grep -q "nick got" "$WORK/nick.out" 2>/dev/null; do
+        [ $SECONDS -lt $deadline ] || fail "the plaintext client on n3 did not see the TLS client's line"
+        grep -q "200" "$WORK/nick.out" 2>/dev/null && echo "hello over TLS" >&7
+        sleep 0.5
+    done
+    cat "$WORK/nick.out"
+    deadline=$((SECONDS + 10))
+    until grep -qx "nick - hello in the clear" "$WORK/sclient.out" 2>/dev/null; do
+        [ $SECONDS -lt $deadline ] || fail "s_client did not get nick's line: $(cat "$WORK/sclient.out")"
+        sleep 0.1
+    done
+    echo "s_client got: nick - hello in the clear"
+    wait "$NICK" || fail "the plaintext client on n3 did not see the TLS client's line"
+    exec 7>&-
+    wait "$SCLIENT" 2>/dev/null || true
+fi
+
 # ---- 4. a node goes down, the cluster stays one --------------------------------------------
 say "stopping node n2 (SIGTERM): n3 joined through it, but gossip linked n1 and n3"
 kill -TERM "${PID[n2]}"
@@ -344,7 +431,7 @@ cat <<EOF
 
 Attach to the cluster while it runs (another shell, as root): a terminal client on any node,
 
-  ip netns exec $PREFIX-n1 $BIN client -a ${IP[n1]} -p $PORT -u alice -c demo
+  ip netns exec $PREFIX-n1 $BIN client -a ${IP[n1]} -p $PORT -u alice -c demo${TLS:+$( [ "$TLS" -eq 1 ] && echo " --tls-ca $WORK/tls/ca.pem")}
   ip netns exec $PREFIX-n3 $BIN client -a ${IP[n3]} -p $PORT -u carol -c demo
 
 or a line tool (type a handshake such as dave_demo, then chat):

@@ -22,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_TARGETS=(handshake_framing text_check peer_codec cluster peer_session)
+ALL_TARGETS=(handshake_framing text_check peer_codec cluster peer_session http_request websocket_codec)
 SECS=${1:-60}
 shift || true
 if [ $# -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
@@ -46,6 +46,8 @@ max_len() {
         text_check) echo 1024 ;;
         peer_codec) echo 4096 ;;
         cluster) echo 768 ;;
+        http_request) echo 9000 ;;
+        websocket_codec) echo 4096 ;;
         peer_session) echo 4096 ;;
         *) echo 4096 ;;
     esac

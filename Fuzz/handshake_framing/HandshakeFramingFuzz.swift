@@ -94,6 +94,8 @@ enum ReferenceHandshake: Equatable {
     case client(user: [UInt8], chat: [UInt8])
     case peer
     case status
+    /// `METHOD SP /target SP HTTP/1.0|1.1` (docs/protocol.md, "Web clients").
+    case http
     case malformed
 
     /// The spec's name alphabet as a table (a Set hashed every byte with SipHash).
@@ -104,10 +106,17 @@ enum ReferenceHandshake: Equatable {
     }()
     static let peerPrefix = Array("TCPCHAT-PEER/".utf8)
     static let statusLine = Array("TCPCHAT-STATUS/1".utf8)
+    static let tchar = Set(Array("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8))
 
     static func parse(_ b: [UInt8]) -> ReferenceHandshake {
         if b.count >= peerPrefix.count && same(b[0..<peerPrefix.count], peerPrefix) { return .peer }
         if same(b, statusLine) { return .status }
+        let words = b.split(separator: 0x20, omittingEmptySubsequences: false)
+        if words.count == 3, (1...16).contains(words[0].count), words[0].allSatisfy(tchar.contains),
+           words[1].first == UInt8(ascii: "/"), words[1].allSatisfy({ $0 > 0x20 && $0 < 0x7F }),
+           [Array("HTTP/1.1".utf8), Array("HTTP/1.0".utf8)].contains(Array(words[2])) {
+            return .http
+        }
         let parts = b.split(separator: UInt8(ascii: "_"), omittingEmptySubsequences: false)
         guard parts.count == 2 else { return .malformed }
         let user = Array(parts[0]), chat = Array(parts[1])
@@ -323,6 +332,9 @@ struct HandshakeFramingRun {
             require(same(line.utf8, bytes) || String(validating: bytes, as: UTF8.self) == nil, "peer line differs from the bytes")
             handOver()
         case (.status, .status):
+            handOver()
+        case (.http(let line), .http):
+            require(Array(line.utf8) == bytes, "request line differs from the bytes")
             handOver()
         case (.malformed, .malformed):
             phase = .closed

@@ -28,6 +28,12 @@ public struct BenchConfiguration: Sendable, Equatable {
     public var connectParallel = 100
     public var namePrefix = "bench"
     public var roomPrefix = "benchroom"
+    /// `--tls`: every client speaks TLS, verifying the node's certificate (docs/tls.md).
+    public var tls = false
+    /// `--tls-ca FILE`: the CA the nodes' certificates chain to (default: the system store).
+    public var tlsCA: String?
+    /// Every client is a WebSocket session (`GET /ws`, frames) instead of a TCP line session.
+    public var webSocket = false
 
     public init() {}
 

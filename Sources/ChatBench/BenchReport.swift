@@ -100,6 +100,11 @@ public struct BenchReport: Equatable, Sendable {
     public var latency = LatencySummary()
     /// From the start until every client was logged in, milliseconds.
     public var connectMs: Double = 0
+    /// The clients spoke TLS (`--tls`): `connectMs` includes every TLS handshake.
+    public var tls = false
+    /// Clients connected and logged in per second during the connect phase (with `tls`,
+    /// TCP + TLS handshake + login each).
+    public var loginsPerSecond: Double { connectMs > 0 ? Double(ready) / (connectMs / 1000) : 0 }
     public var errors = ErrorCounts()
     /// This process's CPU time over the measured window, as a fraction of one core.
     public var loadgenCPUUtil: Double = 0
@@ -188,6 +193,8 @@ public struct BenchReport: Equatable, Sendable {
         j.field("sched_lag_max_us", number: schedLagMaxUs, digits: 0)
         j.raw("lat_us", "{\"p50\":\(Fmt.fixed(latency.p50, 1)),\"p90\":\(Fmt.fixed(latency.p90, 1)),\"p99\":\(Fmt.fixed(latency.p99, 1)),\"p999\":\(Fmt.fixed(latency.p999, 1)),\"max\":\(Fmt.fixed(latency.max, 1)),\"n\":\(latency.n)}")
         j.field("connect_ms", number: connectMs, digits: 1)
+        j.raw("tls", tls ? "true" : "false")
+        j.field("logins_per_s", number: loginsPerSecond, digits: 1)
         j.field("errors", errors.total)
         j.raw("error_detail", "{" + errorDetail.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
         j.field("loadgen_cpu_util", number: loadgenCPUUtil, digits: 3)
@@ -210,7 +217,8 @@ public struct BenchReport: Equatable, Sendable {
         out += "targets: \(targets.joined(separator: " "))"
         if !sendTargets.isEmpty { out += "; senders on: \(sendTargets.joined(separator: " "))" }
         out += "\n"
-        out += "measured \(Fmt.fixed(durationSeconds, 2)) s, logged in after \(Fmt.fixed(connectMs, 0)) ms\n"
+        out += "measured \(Fmt.fixed(durationSeconds, 2)) s, logged in after \(Fmt.fixed(connectMs, 0)) ms"
+            + " (\(Fmt.si(loginsPerSecond)) logins/s\(tls ? " over TLS" : ""))\n"
         out += "throughput: \(Fmt.si(sentPerSecond)) msg/s sent, \(Fmt.si(deliveredPerSecond)) deliveries/s\n"
         if latency.n > 0 {
             out += "latency: p50 \(Fmt.ms(latency.p50)) ms, p90 \(Fmt.ms(latency.p90)) ms, p99 \(Fmt.ms(latency.p99)) ms, p99.9 \(Fmt.ms(latency.p999)) ms, max \(Fmt.ms(latency.max)) ms (\(latency.n) deliveries)\n"

@@ -40,7 +40,8 @@ public enum ChatBench {
             signal(SIGTERM, oldTerm)
         }
 
-        var engine = LoadEngine(config: config, targets: targets, sendTargets: sendTargets)
+        let tls = config.tls ? try BenchTLS(caFile: config.tlsCA) : nil
+        var engine = LoadEngine(config: config, targets: targets, sendTargets: sendTargets, tls: tls)
         defer { engine.release() }
         engine.run(progress: progress)
         if let why = engine.setupFailure, !engine.interrupted { throw BenchSetupError(why) }

@@ -1,3 +1,4 @@
+import COpenSSL
 import Histogram
 #if canImport(Glibc)
 import Glibc
@@ -19,7 +20,7 @@ nonisolated(unsafe) var benchStopRequested: Int32 = 0
 /// A struct driven by `mutating` methods on a local variable, so that Swift needs no
 /// dynamic exclusivity checks on the hot path; memory is released by `release()`.
 struct LoadEngine {
-    enum State: UInt8 { case idle, connecting, handshake, ready, dead }
+    enum State: UInt8 { case idle, connecting, tls, upgrading, handshake, ready, dead }
     enum Phase: Equatable { case connect, warmup, measure, drain, done }
 
     struct Slot {
@@ -68,6 +69,11 @@ struct LoadEngine {
     let namePrefix: String
     let roomPrefix: String
     let maxCarry: Int
+    /// `--tls`: every client's session (nil for plaintext runs), by client index.
+    let tls: BenchTLS?
+    let ssls: UnsafeMutablePointer<OpaquePointer?>
+    /// WebSocket clients: an HTTP upgrade, then masked frames out and frames in.
+    let webSocket: Bool
 
     // Memory, allocated once.
     let slots: UnsafeMutablePointer<Slot>
@@ -129,7 +135,10 @@ struct LoadEngine {
     var intervalDelivered: UInt64 = 0
     var intervalLatency: Histogram<UInt64>
 
-    init(config c: BenchConfiguration, targets: [ResolvedTarget], sendTargets: [ResolvedTarget]) {
+    init(config c: BenchConfiguration, targets: [ResolvedTarget], sendTargets: [ResolvedTarget], tls: BenchTLS? = nil) {
+        self.tls = tls
+        ssls = .allocate(capacity: c.clients)
+        ssls.initialize(repeating: nil, count: c.clients)
         size = c.size
         window = Int64(c.window)
         rate = c.rate
@@ -147,6 +156,7 @@ struct LoadEngine {
         namePrefix = c.namePrefix
         roomPrefix = c.roomPrefix
         maxCarry = 16 * 1024 + c.size
+        webSocket = c.webSocket
 
         slots = .allocate(capacity: nClients)
         slots.initialize(repeating: Slot(), count: nClients)
@@ -184,10 +194,13 @@ struct LoadEngine {
     /// Closes every socket and frees the memory.
     mutating func release() {
         for i in 0..<nClients {
+            if let ssl = ssls[i] { SSL_free(ssl) }
             if slots[i].fd >= 0 { close(slots[i].fd) }
             slots[i].carry?.deallocate()
             slots[i].out?.deallocate()
         }
+        ssls.deallocate()
+        tls?.release()
         slots.deinitialize(count: nClients)
         slots.deallocate()
         pfds.deallocate()
@@ -309,7 +322,9 @@ struct LoadEngine {
 
     mutating func failClient(_ i: Int, cause: Cause, why: String? = nil) {
         let s = slots + i
-        let wasConnecting = s.pointee.state == .connecting || s.pointee.state == .handshake
+        let wasConnecting = s.pointee.state == .connecting || s.pointee.state == .tls || s.pointee.state == .upgrading
+            || s.pointee.state == .handshake
+        if let ssl = ssls[i] { SSL_free(ssl); ssls[i] = nil }
         if s.pointee.fd >= 0 { close(s.pointee.fd) }
         s.pointee.fd = -1
         pfds[i].fd = -1
@@ -347,11 +362,22 @@ struct LoadEngine {
                 failClient(i, cause: .connect, why: "\(name(i)) cannot connect to \(targetText(i)): \(BenchSockets.errnoText(err))")
                 return
             }
-            let hs = Array("\(name(i))_\(roomPrefix)\(s.pointee.room)\n".utf8)
-            s.pointee.state = .handshake
-            hs.withUnsafeBufferPointer { appendOut(i, $0.baseAddress!, $0.count) }
-            pfds[i].events = Int16(POLLIN)
-            flush(i)
+            if let tls {
+                let host = HostPort.parse(targetText(i))?.host ?? ""
+                guard let ssl = tls.session(fd: s.pointee.fd, host: host) else {
+                    failClient(i, cause: .connect, why: "cannot set up TLS")
+                    return
+                }
+                ssls[i] = ssl
+                s.pointee.state = .tls
+                tlsStep(i)
+                return
+            }
+            sendHandshake(i)
+            return
+        }
+        if s.pointee.state == .tls {
+            tlsStep(i)
             return
         }
         if rev & Int32(POLLIN | POLLHUP | POLLERR) != 0 {
@@ -364,13 +390,43 @@ struct LoadEngine {
         }
     }
 
+    /// Drives a client's TLS handshake; once done, sends its chat handshake.
+    mutating func tlsStep(_ i: Int) {
+        switch BenchTLS.handshake(ssls[i]!) {
+        case .done: sendHandshake(i)
+        case .wantRead: pfds[i].events = Int16(POLLIN)
+        case .wantWrite: pfds[i].events = Int16(POLLOUT)
+        case .failed(let why): failClient(i, cause: .connect, why: "\(name(i)) cannot connect securely to \(targetText(i)): \(why)")
+        }
+    }
+
+    /// The chat handshake once connected (and, with `--tls`, once TLS is up): a line
+    /// handshake, or for WebSocket clients the HTTP upgrade first.
+    mutating func sendHandshake(_ i: Int) {
+        let s = slots + i
+        if webSocket {
+            let t = targetText(i)
+            let req = Array(("GET /ws HTTP/1.1\r\nHost: \(t)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").utf8)
+            s.pointee.state = .upgrading
+            req.withUnsafeBufferPointer { appendOut(i, $0.baseAddress!, $0.count) }
+        } else {
+            let hs = Array("\(name(i))_\(roomPrefix)\(s.pointee.room)\n".utf8)
+            s.pointee.state = .handshake
+            hs.withUnsafeBufferPointer { appendOut(i, $0.baseAddress!, $0.count) }
+        }
+        pfds[i].events = Int16(POLLIN)
+        flush(i)
+    }
+
     // MARK: Receiving
 
     mutating func onReadable(_ i: Int) {
         let s = slots + i
         let carry = s.pointee.carryLen
         if carry > 0 { rbuf.copyMemory(from: s.pointee.carry!, byteCount: carry) }
-        let n = read(s.pointee.fd, rbuf + carry, LoadEngine.readBufferBytes - carry)
+        let n = ssls[i].map { BenchTLS.read($0, rbuf + carry, LoadEngine.readBufferBytes - carry) }
+            ?? read(s.pointee.fd, rbuf + carry, LoadEngine.readBufferBytes - carry)
         if n == 0 { failClient(i, cause: .eof); return }
         if n < 0 {
             let e = errno
@@ -399,10 +455,13 @@ struct LoadEngine {
             s.pointee.carry!.update(from: (rbuf + used).assumingMemoryBound(to: UInt8.self), count: rest)
         }
         s.pointee.carryLen = rest
+        // TLS: a record's plaintext may still be inside OpenSSL, where poll(2) cannot see it.
+        if let ssl = ssls[i], BenchTLS.pending(ssl) > 0 { onReadable(i) }
     }
 
     /// Cuts `rbuf[0..<len]` into lines; returns the bytes consumed, or -1 if the client was closed.
     mutating func parse(_ i: Int, _ len: Int, _ now: UInt64) -> Int {
+        if webSocket { return parseFrames(i, len, now) }
         var pos = 0
         while pos < len {
             guard let nl = memchr(rbuf + pos, 0x0A, len - pos) else { return pos }
@@ -413,6 +472,81 @@ struct LoadEngine {
             pos = e + 1
         }
         return pos
+    }
+
+    /// WebSocket: the `101` head, then server frames (unmasked, never fragmented by a node);
+    /// each text frame's payload is handled as a line. Returns the bytes consumed, or -1.
+    mutating func parseFrames(_ i: Int, _ len: Int, _ now: UInt64) -> Int {
+        var pos = 0
+        let b = rbuf.assumingMemoryBound(to: UInt8.self)
+        if slots[i].state == .upgrading {
+            var end = -1
+            var k = 3
+            while k < len {
+                if b[k] == 0x0A && b[k - 1] == 0x0D && b[k - 2] == 0x0A && b[k - 3] == 0x0D { end = k + 1; break }
+                k += 1
+            }
+            if end < 0 { return 0 }
+            let head = String(decoding: UnsafeBufferPointer(start: b, count: min(end, 80)), as: UTF8.self)
+            guard head.hasPrefix("HTTP/1.1 101 ") else {
+                failClient(i, cause: .refused, why: "\(targetText(i)) refused the WebSocket upgrade: \(head.split(separator: "\r\n").first ?? "")")
+                return -1
+            }
+            slots[i].state = .handshake
+            let hs = Array("\(name(i))_\(roomPrefix)\(slots[i].room)".utf8)
+            hs.withUnsafeBufferPointer { appendMaskedText(i, UnsafeRawBufferPointer($0)) }
+            pos = end
+        }
+        while len - pos >= 2 {
+            let op = b[pos] & 0x0F
+            var n = Int(b[pos + 1] & 0x7F)
+            var hl = 2
+            if n == 126 {
+                guard len - pos >= 4 else { return pos }
+                n = Int(b[pos + 2]) << 8 | Int(b[pos + 3])
+                hl = 4
+            } else if n == 127 {
+                guard len - pos >= 10 else { return pos }
+                n = 0
+                for k in 2..<10 { n = n << 8 | Int(b[pos + k]) }
+                hl = 10
+            }
+            guard len - pos >= hl + n else { return pos }
+            if op == 1 {
+                if !handleLine(i, UnsafeRawPointer(b + pos + hl), n, now) { return -1 }
+            }
+            // A close frame: the node's EOF follows.
+            pos += hl + n
+        }
+        return pos
+    }
+
+    /// A masked text frame with an all-zero mask key (the payload goes as it is: a load
+    /// tool need not hide its bytes from proxies; the node unmasks all the same).
+    mutating func appendMaskedText(_ i: Int, _ text: UnsafeRawBufferPointer) {
+        let n = text.count
+        let hl = n < 126 ? 6 : 8
+        let w = reserveOut(i, hl + n)
+        writeFrameHeader(w, n)
+        if n > 0 { (w + hl).update(from: text.baseAddress!.assumingMemoryBound(to: UInt8.self), count: n) }
+        slots[i].outLen += hl + n
+        markDirty(i)
+    }
+
+    /// A masked text frame header for `n` < 65536 payload bytes, mask key 0; returns its length.
+    @inline(__always)
+    @discardableResult
+    func writeFrameHeader(_ w: UnsafeMutablePointer<UInt8>, _ n: Int) -> Int {
+        w[0] = 0x81
+        if n < 126 {
+            w[1] = 0x80 | UInt8(n)
+            w[2] = 0; w[3] = 0; w[4] = 0; w[5] = 0
+            return 6
+        }
+        w[1] = 0x80 | 126
+        w[2] = UInt8(n >> 8); w[3] = UInt8(n & 0xFF)
+        w[4] = 0; w[5] = 0; w[6] = 0; w[7] = 0
+        return 8
     }
 
     /// One line without its line ending; false if the client was closed.
@@ -533,12 +667,14 @@ struct LoadEngine {
 
     mutating func sendMessage(_ i: Int, stamp: UInt64) {
         let measured = phase == .measure
-        let w = reserveOut(i, size + 1)
+        let framing = webSocket ? (size < 126 ? 6 : 8) : 1
+        var w = reserveOut(i, size + framing)
         let s = slots + i
+        if webSocket { w += writeFrameHeader(w, size) }
         BenchPayload.encode(into: UnsafeMutableRawPointer(w), size: size,
                             fields: .init(sendTimeNs: stamp, sender: UInt32(i), sequence: s.pointee.seq, measured: measured))
-        w[size] = 0x0A
-        s.pointee.outLen += size + 1
+        if !webSocket { w[size] = 0x0A }
+        s.pointee.outLen += size + framing
         markDirty(i)
         s.pointee.seq &+= 1
         if measured { s.pointee.measCount += 1; sentWindow += 1 }
@@ -596,7 +732,8 @@ struct LoadEngine {
     mutating func flush(_ i: Int) {
         let s = slots + i
         while s.pointee.fd >= 0 && s.pointee.outLen > s.pointee.outOff {
-            let n = write(s.pointee.fd, s.pointee.out! + s.pointee.outOff, s.pointee.outLen - s.pointee.outOff)
+            let n = ssls[i].map { BenchTLS.write($0, s.pointee.out! + s.pointee.outOff, s.pointee.outLen - s.pointee.outOff) }
+                ?? write(s.pointee.fd, s.pointee.out! + s.pointee.outOff, s.pointee.outLen - s.pointee.outOff)
             if n > 0 { s.pointee.outOff += n; continue }
             let e = errno
             if n < 0 && e == EINTR { continue }
@@ -755,6 +892,7 @@ struct LoadEngine {
         if rep.durationSeconds > 0 { rep.loadgenCPUUtil = (cpuAtMeasEnd - cpuAtMeasStart) / rep.durationSeconds }
         rep.wallSeconds = Double(BenchSockets.nowNs() - t0) / 1e9
         rep.interrupted = interrupted
+        rep.tls = tls != nil
         rep.deadlineReached = deadlineReached
         return rep
     }

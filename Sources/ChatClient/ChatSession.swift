@@ -81,6 +81,7 @@ final class ChatSession {
         }
         flushSocket()
         if goodbyeOut, unsent.isEmpty, case .leaving = state {
+            TLSClient.closeNotify(fd)
             shutdown(fd, Int32(SHUT_WR))     // the node sees EOF: that is all the original server knows
             state = .closing(deadline: now + Self.closeMs)
         }

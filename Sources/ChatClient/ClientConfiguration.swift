@@ -8,6 +8,11 @@ public struct ClientConfiguration: Sendable {
     public var chatID: String
     /// `--framing auto|line|raw` (`--line`, `--raw`): which handshake to send (HandshakePlan).
     public var mode: HandshakePlan.Mode
+    /// `--tls`: TLS to the node, its certificate verified (`--tls-ca` or the system store) and
+    /// its host name checked.
+    public var tls = false
+    /// `--tls-ca FILE`: the CA the node's certificate must chain to.
+    public var tlsCA: String?
     /// Bound on resolving and connecting (all addresses together).
     public var connectTimeoutMs = 5_000
     /// Bound on the wait for `200`/`403`/`400`.

@@ -36,6 +36,7 @@ enum Posix {
     enum ReadResult { case data([UInt8]), eof, wouldBlock, error(Int32) }
 
     static func read(_ fd: Int32, max: Int = 65536) -> ReadResult {
+        if let ssl = TLSClient.session(for: fd) { return TLSClient.read(ssl, max: max) }
         var buffer = [UInt8](repeating: 0, count: max)
         while true {
             let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, max) }
@@ -51,6 +52,7 @@ enum Posix {
 
     /// Sends what the socket takes now; returns bytes sent, or -errno (EAGAIN gives 0).
     static func send(_ fd: Int32, _ bytes: ArraySlice<UInt8>) -> Int {
+        if let ssl = TLSClient.session(for: fd) { return TLSClient.send(ssl, bytes) }
         while true {
             let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if n >= 0 { return n }

@@ -17,7 +17,10 @@ public enum StatusClient {
     }
 
     /// The node's JSON report, as text.
-    public static func fetch(host: String, port: Int, secret: [UInt8]?, timeoutMs: Int = 5000) -> Result<String, Failure> {
+    /// With `tls`, the node's certificate must verify against `caFile` (or the system store)
+    /// and name `host` (docs/tls.md).
+    public static func fetch(host: String, port: Int, secret: [UInt8]?, tls: Bool = false, caFile: String? = nil,
+                             timeoutMs: Int = 5000) -> Result<String, Failure> {
         guard let signals = SignalPipe(signals: [SIGINT, SIGTERM]) else {
             return .failure(.connect("cannot set up signal handling"))
         }
@@ -29,6 +32,14 @@ public enum StatusClient {
         case .failure(.interrupted): return .failure(.connect("interrupted"))
         }
         defer { close(fd) }
+        if tls || caFile != nil {
+            switch TLSClient.handshake(fd: fd, host: host, caFile: caFile, timeoutMs: timeoutMs, signals: signals) {
+            case .success: break
+            case .failure(.failed(let why)): return .failure(.connect("Cannot connect securely to \(host):\(port): \(why)."))
+            case .failure(.interrupted): return .failure(.connect("interrupted"))
+            }
+        }
+        defer { TLSClient.close(fd) }
         let deadline = Posix.nowMs() + UInt64(timeoutMs)
         var buffer: [UInt8] = []
 

@@ -43,6 +43,20 @@ public enum TerminalClient {
             case .failure(.interrupted(let sig)):
                 return 128 + sig
             }
+            // --tls: the TLS handshake (chain and host name verified) before anything else;
+            // from here on Posix.read/send go through the session.
+            if config.tls || config.tlsCA != nil {
+                switch TLSClient.handshake(fd: fd, host: config.host, caFile: config.tlsCA, timeoutMs: config.replyTimeoutMs, signals: signals) {
+                case .success: break
+                case .failure(.failed(let reason)):
+                    close(fd)
+                    printLine("Cannot connect securely to \(config.address): \(reason).", to: STDERR_FILENO)
+                    return 1
+                case .failure(.interrupted(let sig)):
+                    close(fd)
+                    return 128 + sig
+                }
+            }
             let thisAttempt = attempt
             let step: HandshakePlan.Step
             switch HandshakeExchange.perform(fd: fd, handshake: config.handshake(attempt), timeoutMs: config.replyTimeoutMs,
@@ -51,6 +65,7 @@ public enum TerminalClient {
             case .success(let s):
                 step = s
             case .failure(let failure):
+                TLSClient.close(fd)
                 close(fd)
                 switch failure {
                 case .timedOut:
@@ -74,17 +89,20 @@ public enum TerminalClient {
                 preconditionFailure("HandshakeExchange returns only decided steps")
             case .fallBack(let accepted):
                 // Not a tcp_chat node (the original server): leave, then the bare handshake.
+                TLSClient.close(fd)
                 if let sig = HandshakeExchange.leave(fd: fd, timeoutMs: config.fallbackCloseMs, signals: signals) { return 128 + sig }
                 attempt = .bare
                 if accepted { nameRetryUntil = Posix.nowMs() + UInt64(config.nameRetryForMs) }
                 continue attempts
             case .notLineNode(let bytes):
+                TLSClient.close(fd)
                 close(fd)
                 let shown = Sanitizer.displayText(bytes.prefix(60))
                 printLine("\(config.address) answered the line handshake with \"\(shown)\", not \"200\" and a newline: "
                           + "it is not a tcp_chat node (try without --line).", to: STDERR_FILENO)
                 return 1
             case .refused(let reply):
+                TLSClient.close(fd)
                 close(fd)
                 switch reply {
                 case .nameTaken:
@@ -107,6 +125,7 @@ public enum TerminalClient {
             }
         }
         defer { close(fd) }
+        defer { TLSClient.close(fd) }
 
         printLine("Connected to \(config.address) as \(config.username) in room \(config.chatID). Type /exit to leave.",
                   to: STDOUT_FILENO)

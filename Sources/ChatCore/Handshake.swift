@@ -6,6 +6,9 @@ public enum Handshake: Equatable, Sendable {
     case peer(line: String)
     /// `TCPCHAT-STATUS/1`: a `tcp_chat status` request (docs/operations.md).
     case status
+    /// An HTTP request line (`GET /ws HTTP/1.1`): a browser (docs/protocol.md, "Web
+    /// clients"). It contains spaces, which no client handshake can.
+    case http(requestLine: String)
     case malformed
 
     /// The prefix every peer handshake starts with.
@@ -17,6 +20,9 @@ public enum Handshake: Equatable, Sendable {
             return .peer(line: String(decoding: bytes, as: UTF8.self))
         }
         if bytes.elementsEqual(StatusAccess.requestLine.utf8) { return .status }
+        if HTTPRequestParser.parseRequestLine(bytes) != nil {
+            return .http(requestLine: String(decoding: bytes, as: UTF8.self))
+        }
         guard let sep = bytes.firstIndex(of: UInt8(ascii: "_")) else { return .malformed }
         let user = bytes[bytes.startIndex..<sep]
         let chat = bytes[(sep + 1)..<bytes.endIndex]

@@ -26,6 +26,7 @@ public final class Hub {
     public let malformed = Payload.line(Notice.malformed)
     public let nameTaken = Payload.line(Notice.nameTaken)
     public let exit = Payload.line(Notice.exit)
+    public let tlsRequired = Payload.line(Notice.tlsRequired)
     let tooLong: Payload
     let invalidUTF8 = Payload.line(Notice.invalidUTF8)
     let controlCharacter = Payload.line(Notice.controlCharacter)

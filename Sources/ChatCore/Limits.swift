@@ -17,17 +17,30 @@ public struct Limits: Sendable, Equatable {
     /// (`Limits.connectionBudget`).
     public var maxConnections: Int = 0
     /// `--max-pending-connections`, 0 (derived): connections not yet logged in or
-    /// authenticated (client handshakes, peer handshakes, status requests); past it new
+    /// authenticated (client handshakes, peer handshakes, status requests, browsers before their
+    /// WebSocket login); past it new
     /// connections are closed at once. 0 means half of the connection budget.
     public var maxPendingConnections: Int = 0
     /// `--max-total-queue-bytes`, 268435456: all clients' unsent bytes together; past it, a
     /// client with a backlog is dropped at its next flush (many slow consumers at once).
     public var maxTotalQueueBytes: Int = 256 * 1024 * 1024
 
+    /// Bytes a TLS connection may send before its TLS handshake completes (a ClientHello, or a
+    /// peer's certificate chain): past it the connection is closed like a bad handshake.
+    /// Its time counts against `--handshake-timeout`; after it, `--max-handshake-bytes` applies
+    /// to the decrypted client handshake as on a plaintext connection (docs/tls.md).
+    public static let maxTLSHandshakeBytes = 32 * 1024
+
     /// Usernames are 1…32 characters (SPEC.md §3.1).
     public static let maxUsernameLength = 32
     /// Chat ids are 1…64 characters (SPEC.md §3.1).
     public static let maxChatIDLength = 64
+    /// An HTTP request head (request line and header fields) is at most 8 KiB; past it the
+    /// answer is 431 and the connection closes. The request line itself must also fit in
+    /// `maxHandshakeBytes`: it is the connection's first line (docs/protocol.md, "Web clients").
+    public static let maxHTTPHeadBytes = 8192
+    /// Header fields in one HTTP request head, at most.
+    public static let maxHTTPHeaderFields = 64
     /// A cluster secret must hold at least this many bytes (after trailing whitespace is
     /// trimmed). Whoever can make a node or a status client compute HMAC(secret, text it
     /// knows) can test guesses offline, as fast as it can hash: only a long random secret

@@ -70,6 +70,33 @@ public final class Payload: @unchecked Sendable {
         return p
     }
 
+    /// The same text as one WebSocket text frame (header, then the bytes without the
+    /// trailing `\n`), built by the first web session that gets this payload and shared by
+    /// every other: a fan-out to N browsers encodes the frame once.
+    public var webSocketFrame: Payload {
+        if let f = webSocketForm { return f }
+        let text = UnsafeRawBufferPointer(start: bytes.baseAddress, count: endsWithNewline ? bytesCount - 1 : bytesCount)
+        let f = Payload.webSocketText(text)
+        webSocketForm = f
+        return f
+    }
+    private var webSocketForm: Payload?
+
+    /// One final, unmasked WebSocket text frame holding `text` (RFC 6455 §5.2).
+    public static func webSocketText(_ text: UnsafeRawBufferPointer) -> Payload {
+        webSocket(.text, text)
+    }
+
+    /// One final, unmasked WebSocket frame of `opcode` holding `payload`.
+    public static func webSocket(_ opcode: WebSocket.Opcode, _ payload: UnsafeRawBufferPointer) -> Payload {
+        let h = WebSocket.headerLength(payload: payload.count)
+        let p = Payload(count: h + payload.count, endsWithNewline: false)
+        let base = p.bytes.baseAddress!
+        WebSocket.writeHeader(opcode: opcode, length: payload.count, to: base)
+        if payload.count > 0 { (base + h).copyMemory(from: payload.baseAddress!, byteCount: payload.count) }
+        return p
+    }
+
     /// How many of the bytes a session with `framing` gets.
     @inline(__always)
     public func length(for framing: Framing) -> Int {

@@ -10,10 +10,16 @@ public protocol SessionSink: AnyObject {
     func loginFinished(_ session: Session?)
     /// The session must end: its name went to an earlier claim (SPEC.md §4.2.5). Its notice is queued.
     func endSession()
+    /// True for a WebSocket connection: everything the session gets goes out as one
+    /// text frame per message (`Payload.webSocketFrame`), shared by all web receivers.
+    /// Fan-outs append that form to `outbox`; `enqueue` always gets the plain payload
+    /// and a web sink frames it itself.
+    var isWebSocket: Bool { get }
 }
 
 extension SessionSink {
     public var outbox: Outbox? { nil }
+    public var isWebSocket: Bool { false }
 }
 
 /// A logged-in member: one username in one room, on one connection.
@@ -21,6 +27,8 @@ public final class Session {
     public let username: ChatName
     public let chatID: ChatName
     public let framing: Framing
+    /// A browser's session: it gets WebSocket frames (see `SessionSink.isWebSocket`).
+    public let webSocket: Bool
     /// The connection outlives its session: the runtime logs the session out before it
     /// frees the connection, so an unowned reference is safe and keeps the fan-out cheap.
     public unowned(unsafe) let sink: any SessionSink
@@ -40,6 +48,7 @@ public final class Session {
         self.chatID = chatID
         self.framing = framing
         self.sink = sink
+        webSocket = sink.isWebSocket
         prefix = Array((username.display + " - ").utf8)
         outbox = sink.outbox.map { Unmanaged.passUnretained($0) }
     }
@@ -47,8 +56,10 @@ public final class Session {
     @inline(__always)
     func send(_ payload: Payload) {
         if let outbox {
-            let length = payload.length(for: framing)
-            outbox._withUnsafeGuaranteedRef { $0.append(payload, length: length) }
+            // A web session gets the message's frame form, built once for all of them.
+            let p = webSocket ? payload.webSocketFrame : payload
+            let length = p.length(for: framing)
+            outbox._withUnsafeGuaranteedRef { $0.append(p, length: length) }
         } else {
             sink.enqueue(payload, length: payload.length(for: framing))
         }

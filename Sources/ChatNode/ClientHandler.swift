@@ -182,13 +182,28 @@ final class ClientHandler: ConnectionHandler, SessionSink {
                 reject(hub.malformed, why: "peer handshake without a newline")
                 return
             }
+            // No downgrade: a node with TLS takes peer links over TLS only, and only from a
+            // peer whose certificate verified against the cluster CA (docs/tls.md).
+            if node.tls != nil {
+                guard let tls = conn.tls else { return refusePeer("this node requires TLS on peer links") }
+                guard tls.peerVerified else { return refusePeer("peer \(tls.peerVerifyProblem)") }
+            }
             // The peer handshake must finish by the client handshake's deadline, with short lines.
             handedOver = true
             let link = PeerLink(node: node, conn: conn, dialer: nil, deadlineMs: handshakeDeadline)
             handshakeDeadline = nil
             conn.handler = link
             link.takeOver(firstLine: line, rest: framer.takeBuffered())
+        case .http(let requestLine):
+            // A browser: the request head and what follows belong to a WebHandler, within
+            // the same handshake time.
+            handedOver = true
+            let web = WebHandler(node: node, conn: conn, id: id, address: address, handshakeDeadline: handshakeDeadline)
+            handshakeDeadline = nil
+            conn.handler = web
+            web.takeOver(requestLine: requestLine, rest: framer.takeBuffered())
         case .status:
+            if node.tlsClientsRequired && conn.tls == nil { return reject(hub.tlsRequired, why: "plaintext status request; TLS required") }
             handedOver = true
             handshakeDeadline = nil
             conn.cancelTimer()
@@ -196,6 +211,7 @@ final class ClientHandler: ConnectionHandler, SessionSink {
             conn.handler = status
             status.start(rest: framer.takeBuffered())
         case .client(let user, let chat):
+            if node.tlsClientsRequired && conn.tls == nil { return reject(hub.tlsRequired, why: "plaintext client; TLS required") }
             handshakeDeadline = nil
             switch hub.login(username: user, chatID: chat, framing: framing, sink: self) {
             case .accepted(let s):
@@ -223,6 +239,22 @@ final class ClientHandler: ConnectionHandler, SessionSink {
         framer.releaseIfEmpty()
         node.logger.info("login", metadata: [
             "conn": "\(id)", "user": "\(s.username)", "room": "\(s.chatID)", "framing": "\(s.framing)"])
+    }
+
+    /// A peer HELLO this node will not take: an ERROR line the dialer logs, and a warning here.
+    private func refusePeer(_ why: String) {
+        loop.stats.handshakeFailures += 1
+        node.refusal("peer link refused", level: .warning, metadata: ["conn": "\(id)", "from": "\(address)", "reason": "\(why)"])
+        let p = Payload.line(PeerMessage.error(reason: why).encoded)
+        send(p, length: p.count)
+        closeAfterFlush(reason: why, graceMs: 200)
+    }
+
+    func tlsFailed(_ reason: String) {
+        loop.stats.handshakeFailures += 1
+        loop.stats.tlsHandshakeFailures += 1
+        // Rate-limited like every refusal: junk after 0x16 from many connections is one line a while.
+        node.refusal("TLS handshake failed", metadata: ["conn": "\(id)", "from": "\(address)", "reason": "\(reason)"])
     }
 
     private func reject(_ reply: Payload, why: String) {

@@ -1,4 +1,5 @@
 import CUV
+import COpenSSL
 import ChatCore
 
 /// What a connection's bytes mean: the client protocol (`ClientHandler`) or a peer link
@@ -14,6 +15,17 @@ protocol ConnectionHandler: AnyObject {
     func willClose()
     /// Once, after both handles have closed.
     func didClose()
+    /// The TLS layer under the connection failed (a bad handshake, an unverified peer
+    /// certificate, a corrupt record): log it; the connection sends any alert and closes.
+    func tlsFailed(_ reason: String)
+    /// The TLS handshake under the connection completed (before any plaintext is delivered
+    /// or sent); `Connection.channelBinding` is available from here on.
+    func tlsEstablished()
+}
+
+extension ConnectionHandler {
+    func tlsFailed(_ reason: String) {}
+    func tlsEstablished() {}
 }
 
 /// One TCP connection on the loop: its socket, its timer, and its outgoing queue.
@@ -47,6 +59,14 @@ final class Connection {
     private(set) var state = State.open
     private var openHandles = 0
     private(set) var reading = false
+    /// TLS under this connection (docs/tls.md), nil for plaintext. Handlers never see it:
+    /// reads are decrypted before `didRead`, the outbox is encrypted at flush time.
+    private(set) var tls: TLSSession?
+    /// Set on an accepted connection of a node with TLS: its first byte decides (0x16, a
+    /// TLS handshake record, never starts a client handshake).
+    var sniffTLS: TLSContexts?
+    /// Plaintext reads take the first branch only: no TLS work unless TLS is on.
+    private var layered = false
     /// Why the connection is going, for the disconnect log line.
     private(set) var closeReason = ""
     /// Set when a fan-out asked for a close that must wait for the end of the turn.
@@ -76,6 +96,18 @@ final class Connection {
         return true
     }
 
+    /// Accepted connections of a node with TLS: decide by the first byte read.
+    func detectTLS(_ contexts: TLSContexts) {
+        sniffTLS = contexts
+        layered = true
+    }
+
+    /// A dialed connection speaks TLS from its first byte (as a client).
+    func useTLS(_ session: TLSSession) {
+        tls = session
+        layered = true
+    }
+
     /// Dials `address` (a sockaddr's bytes); the handler's `didConnect` tells the outcome.
     func connect(to address: [UInt8]) {
         let req = connectReq ?? .allocate(capacity: 1)
@@ -91,6 +123,12 @@ final class Connection {
         guard state == .open else { return }
         if status == 0 { uv_tcp_nodelay(tcp, 1) }
         handler?.didConnect(status)
+        // A TLS dialer speaks first: its ClientHello goes out this turn.
+        if status == 0, let tls, state == .open {
+            _ = tls.read(UnsafeRawBufferPointer(start: nil, count: 0), scratch: loop.plainBuffer,
+                         scratchSize: EventLoop.plainBufferSize) { _ in true }
+            scheduleFlush()
+        }
     }
 
     deinit {
@@ -125,6 +163,13 @@ final class Connection {
     }
 
     private func didReachEOF(_ status: Int32) {
+        if let tls, !tls.established, state == .open {
+            // A TLS handshake cut short: a plaintext node answering our ClientHello, or a
+            // client giving up on our certificate. Say so (peer links log it as a refusal).
+            handler?.tlsFailed(status == UV_EOF.rawValue
+                ? "connection closed during the TLS handshake (does the other end speak TLS?)"
+                : "read error during the TLS handshake: \(uvError(status))")
+        }
         close(reason: status == UV_EOF.rawValue ? "closed by peer" : "read error: \(uvError(status))")
     }
 
@@ -132,12 +177,71 @@ final class Connection {
         if nread > 0 {
             if state == .lingering { return }  // discarded: the connection is on its way out
             loop.stats.bytesIn += nread
+            if layered { return secureRead(UnsafeRawBufferPointer(start: loop.readBuffer, count: nread)) }
             handler?.didRead(UnsafeRawBufferPointer(start: loop.readBuffer, count: nread))
         } else if nread < 0 {
             if state == .lingering { close(); return }
             didReachEOF(Int32(nread))
         }
         // nread == 0 is EAGAIN, not EOF.
+    }
+
+    /// The TLS side of a read: detection on the first byte, then decryption into the loop's
+    /// plaintext buffer, chunk by chunk, to the handler (whichever it is by then).
+    private func secureRead(_ bytes: UnsafeRawBufferPointer) {
+        if let contexts = sniffTLS {
+            sniffTLS = nil
+            guard bytes[0] == 0x16, let session = TLSSession(context: contexts.server, accepting: true) else {
+                layered = false
+                handler?.didRead(bytes)
+                return
+            }
+            tls = session
+        }
+        guard let tls else { handler?.didRead(bytes); return }
+        if !tls.established {
+            // Nothing unauthenticated may cost more than a client handshake: the TLS
+            // handshake has its own byte cap (its time counts against --handshake-timeout).
+            tls.handshakeBytes += bytes.count
+            if tls.handshakeBytes > Limits.maxTLSHandshakeBytes {
+                return tlsFailed("TLS handshake over \(Limits.maxTLSHandshakeBytes) bytes")
+            }
+        }
+        var notified = tls.established
+        let outcome = tls.read(bytes, scratch: loop.plainBuffer, scratchSize: EventLoop.plainBufferSize) { plain in
+            if !notified { notified = true; handler?.tlsEstablished() }
+            guard state == .open, let h = handler else { return false }
+            h.didRead(plain)
+            return state == .open
+        }
+        switch outcome {
+        case .more: break
+        case .closedByPeer: close(reason: "closed by peer")
+        case .failed(let why): tlsFailed(why)
+        }
+        if !notified && tls.established && state == .open { handler?.tlsEstablished() }
+        // Handshake messages (and the handshake's completion, which releases queued
+        // plaintext) go out at the end of this turn.
+        if state == .open || state == .draining, tls.pendingOutput > 0 || !outbox.isEmpty { scheduleFlush() }
+    }
+
+    /// RFC 9266-style channel binding for the peer handshake: 32 bytes exported from this
+    /// connection's TLS session under `EXPORTER-tcp_chat-peer`; empty on plain TCP. Both ends
+    /// of one TLS session get the same bytes; a relay in the middle has two sessions.
+    var channelBinding: [UInt8] {
+        guard let tls, tls.established else { return [] }
+        return tls.exporter(label: "EXPORTER-tcp_chat-peer") ?? []
+    }
+
+    private func tlsFailed(_ why: String) {
+        guard state == .open else { return }
+        handler?.tlsFailed(why)
+        // The alert OpenSSL queued goes out before the close.
+        closeAfterFlush(reason: why, graceMs: 200)
+    }
+
+    private func scheduleFlush() {
+        if !outbox.scheduled { outbox.scheduled = true; loop.schedule(self) }
     }
 
     // MARK: Timer
@@ -200,6 +304,7 @@ final class Connection {
     /// past `maxQueueBytes` of that the reader is too slow and is dropped (SPEC.md §3.4).
     private func flush() {
         guard state == .open || state == .draining else { return }
+        if let tls { return flushTLS(tls) }
         // Hoisted: reaching the loop through the batch's unowned connection cost two
         // retain/release pairs per buffer (44 % of the CPU in fanout).
         let bufs = loop.writeBufs
@@ -219,6 +324,64 @@ final class Connection {
             }
             inflightWrites += 1
         }
+        afterWrites()
+    }
+
+    /// The TLS flush: the queued plaintext is coalesced into records of up to 16 KiB
+    /// (the loop's plaintext buffer), and every record this turn (handshake included) goes
+    /// out as one `uv_write` of one buffer, freed in the write callback. Before the
+    /// handshake completes the plaintext waits in the outbox.
+    private func flushTLS(_ tls: TLSSession) {
+        if tls.established && !outbox.isEmpty {
+            let scratch = loop.plainBuffer
+            let cap = EventLoop.plainBufferSize
+            var used = 0
+            var ok = true
+            while ok, let e = outbox.popFirst() {
+                let base = UnsafeRawPointer(e.payload._withUnsafeGuaranteedRef { $0.bytes.baseAddress! })
+                if e.length >= cap {
+                    if used > 0 { ok = tls.write(UnsafeRawBufferPointer(start: scratch, count: used)); used = 0 }
+                    if ok { ok = tls.write(UnsafeRawBufferPointer(start: base, count: e.length)) }
+                } else {
+                    if used + e.length > cap {
+                        ok = tls.write(UnsafeRawBufferPointer(start: scratch, count: used))
+                        used = 0
+                    }
+                    (scratch + used).copyMemory(from: base, byteCount: e.length)
+                    used += e.length
+                }
+                e.payload.dropQueueRef()
+            }
+            if ok && used > 0 { ok = tls.write(UnsafeRawBufferPointer(start: scratch, count: used)) }
+            if !ok { close(reason: "TLS write failed"); return }
+        }
+        if state == .draining && outbox.isEmpty && tls.established && !tlsShutdownSent {
+            tlsShutdownSent = true
+            tls.shutdown()
+        }
+        if let (bytes, count) = tls.takeOutput() {
+            let batch = loop.freeBatches.popLast() ?? WriteBatch()
+            batch.conn = self
+            batch.owned = bytes
+            loop.stats.bytesOut += count
+            batch.req.pointee.data = Unmanaged.passRetained(batch).toOpaque()
+            var buf = uv_buf_t(base: bytes.assumingMemoryBound(to: CChar.self), len: count)
+            let rc = uv_write(batch.req, cuv_stream(tcp), &buf, 1, onWrite)
+            if rc != 0 {
+                batch.reset()
+                Unmanaged<WriteBatch>.fromOpaque(batch.req.pointee.data).release()
+                close(reason: "write failed: \(uvError(rc))")
+                return
+            }
+            inflightWrites += 1
+        }
+        afterWrites()
+    }
+
+    private var tlsShutdownSent = false
+
+    /// After handing bytes to libuv: the slow-consumer and memory checks, and the end of a drain.
+    private func afterWrites() {
         let backlog = uv_stream_get_write_queue_size(cuv_stream(tcp))
         if backlog > maxQueueBytes {
             dropSlowConsumer()
@@ -347,7 +510,11 @@ final class WriteBatch {
         return bytes
     }
 
+    /// A TLS write's records (malloc'd by the loop BIO), freed when the write completes.
+    var owned: UnsafeMutableRawPointer?
+
     func reset() {
+        if let owned { free(owned); self.owned = nil }
         for e in payloads { e.payload.dropQueueRef() }
         payloads.removeAll(keepingCapacity: true)
     }

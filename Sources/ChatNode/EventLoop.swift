@@ -8,6 +8,11 @@ final class EventLoop {
     /// Reads run one at a time, so one buffer serves every connection (libuv's `alloc_cb` idiom).
     let readBuffer: UnsafeMutableRawPointer
     static let readBufferSize = 65_536
+    /// Plaintext for TLS connections: a decrypted chunk on its way to a handler, or queued
+    /// output coalesced into one record at flush (never both at once: flushes run at the
+    /// end of the turn, reads before).
+    let plainBuffer: UnsafeMutableRawPointer
+    static let plainBufferSize = 16_384
     /// Buffer descriptors for the `uv_write` being issued (libuv copies them).
     let writeBufs = UnsafeMutablePointer<uv_buf_t>.allocate(capacity: WriteBatch.maxBufs)
     /// Connections with queued output or a pending close, handled once per loop turn.
@@ -27,6 +32,7 @@ final class EventLoop {
         raw = .allocate(capacity: 1)
         precondition(uv_loop_init(raw) == 0, "uv_loop_init failed")
         readBuffer = .allocate(byteCount: EventLoop.readBufferSize, alignment: 16)
+        plainBuffer = .allocate(byteCount: EventLoop.plainBufferSize, alignment: 16)
         prepare = .allocate(capacity: 1)
         uv_prepare_init(raw, prepare)
         prepare.pointee.data = Unmanaged.passUnretained(self).toOpaque()
@@ -74,6 +80,7 @@ final class EventLoop {
         if rc == 0 {
             raw.deallocate()
             readBuffer.deallocate()
+            plainBuffer.deallocate()
             writeBufs.deallocate()
         }
         return rc
@@ -111,6 +118,9 @@ struct RuntimeStats {
     var rateLimitPauses = 0
     var handshakeFailures = 0
     var handshakeTimeouts = 0
+    var tlsHandshakeFailures = 0
+    var tlsReloads = 0
+    var tlsReloadFailures = 0
     var peerProtocolErrors = 0
     /// Connections closed at accept because too many were unauthenticated.
     var pendingLimitRefusals = 0

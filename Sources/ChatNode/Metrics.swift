@@ -52,6 +52,7 @@ final class NodeMetrics {
         let hub = node.hub.stats, rt = node.loop.stats
         gauge("connections", "Open TCP connections (clients, peers, status, metrics)", node.connections.count)
         gauge("sessions", "Logged-in sessions on this node", node.hub.sessions.count)
+        gauge("web_sessions", "Logged-in WebSocket (browser) sessions on this node, counted in sessions too", node.webSessions)
         gauge("rooms", "Rooms with members on this node", node.hub.rooms.count)
         gauge("cluster_nodes", "Nodes this node believes alive, itself included", node.cluster.nodes.count + 1)
         gauge("peer_links", "Established peer links", node.links.count)
@@ -80,6 +81,15 @@ final class NodeMetrics {
         counter("drops", "Things dropped, by reason", rt.originsRefused, labels: [("reason", "origin_limit")])
         gauge("unauthenticated_connections", "Connections not yet logged in or authenticated", node.unauthenticatedCount)
         counter("drops", "Things dropped, by reason", hub.kicked, labels: [("reason", "name_lost_in_merge")])
+        if let tls = node.tls {
+            // Alert well before this reaches 0 (docs/operations.md); SIGHUP after renewing.
+            gauge("tls_certificate_expiry_seconds", "Seconds until the node's TLS certificate expires (negative: expired)",
+                  tls.secondsUntilExpiry)
+            counter("tls_handshake_failures", "TLS handshakes that failed (bad or hostile input, unverified peers)",
+                    rt.tlsHandshakeFailures)
+            counter("tls_reloads", "SIGHUP certificate reloads, by outcome", rt.tlsReloads, labels: [("outcome", "ok")])
+            counter("tls_reloads", "SIGHUP certificate reloads, by outcome", rt.tlsReloadFailures, labels: [("outcome", "failed")])
+        }
         return registry.emitToBuffer()
     }
 }

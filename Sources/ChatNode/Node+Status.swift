@@ -10,6 +10,7 @@ extension Node {
         s.uptimeMs = loop.nowMs - min(loop.nowMs, startedMs)
         s.secret = secret != nil
         s.connections = connections.count
+        s.webSessions = webSessions
         s.unauthenticated = unauthenticatedCount
         s.bytesIn = loop.stats.bytesIn
         s.bytesOut = loop.stats.bytesOut

@@ -13,6 +13,15 @@ public final class Node {
     let logger: Logger
     let peerQueueBytes: Int
     let secret: [UInt8]?
+    /// TLS contexts for new connections (docs/tls.md); replaced on SIGHUP, nil for plaintext.
+    private(set) var tls: TLSContexts?
+    let tlsClientsRequired: Bool
+    /// `--web-origins`: which pages may open WebSocket sessions.
+    let webOrigins: OriginPolicy
+    /// The chat page's responses, built once at start (nothing is read at request time).
+    let webPage: WebPage.Responses
+    /// Logged-in WebSocket sessions (they count in `hub.sessions` too).
+    var webSessions = 0
     private var listener: Listener?
     private(set) var connections: [ObjectIdentifier: Connection] = [:]
     /// Established peer links, one per neighbor node.
@@ -62,7 +71,11 @@ public final class Node {
         logger = config.logger
         peerQueueBytes = config.peerQueueBytes
         secret = config.clusterSecret
+        tlsClientsRequired = config.tlsClientsRequired
+        webOrigins = config.webOrigins
+        webPage = WebPage.responses()
         (connectionBudget, pendingBudget) = config.limits.connectionBudget(fdLimit: Int(cuv_fd_limit()))
+        if let files = config.tls { tls = try TLSContexts(files) }
         cron = .allocate(capacity: 1)
         uv_timer_init(loop.raw, cron)
         startedMs = loop.nowMs
@@ -106,7 +119,7 @@ public final class Node {
                 throw error
             }
         }
-        for sig in [SIGINT, SIGTERM] {
+        for sig in [SIGINT, SIGTERM] + (tls != nil ? [SIGHUP] : []) {
             let h = UnsafeMutablePointer<uv_signal_t>.allocate(capacity: 1)
             uv_signal_init(loop.raw, h)
             h.pointee.data = Unmanaged.passUnretained(self).toOpaque()
@@ -120,6 +133,12 @@ public final class Node {
         logger.notice("node started", metadata: [
             "listen": "\(listeningAddress)", "node": "\(cluster.me)", "advertise": "\(cluster.advertise)",
             "peers": "\(dialers.keys.sorted().joined(separator: ","))", "metrics": "\(metricsAddress ?? "-")"])
+        if let tls {
+            logger.notice("TLS on", metadata: [
+                "certificate": "\(tls.files.certificate)", "ca": "\(tls.files.ca ?? "system trust store")",
+                "clients": "\(tlsClientsRequired ? "TLS required" : "TLS or plaintext")",
+                "expires_in_days": "\(tls.secondsUntilExpiry / 86400)"])
+        }
         if secret == nil {
             logger.warning("no cluster secret: any host that can reach this port can join the cluster (see --cluster-secret-file)")
         }
@@ -157,6 +176,7 @@ public final class Node {
         nextID += 1
         let client = ClientHandler(node: self, conn: conn, id: nextID)
         conn.handler = client
+        if let tls { conn.detectTLS(tls) }
         guard conn.accept(from: server) else { return }
         loop.stats.accepted += 1
         if connections.count >= connectionBudget {
@@ -184,6 +204,7 @@ public final class Node {
         let conn = Connection(loop: loop, maxQueueBytes: 16 * 1024 * 1024)
         let h = MetricsHandler(node: self, conn: conn)
         conn.handler = h
+        if let tls { conn.detectTLS(tls) }
         guard conn.accept(from: server) else { return }
         connections[ObjectIdentifier(conn)] = conn
         h.start()
@@ -238,8 +259,10 @@ public final class Node {
         }.joined()
     }
 
-    func newHandshake() -> PeerHandshake {
-        PeerHandshake(me: cluster.me, advertise: cluster.advertise, secret: secret, nonce: newNonce())
+    /// `binding`: the link's TLS exporter value (empty on plain TCP), which every proof covers
+    /// (docs/cluster-protocol.md §3).
+    func newHandshake(binding: [UInt8] = []) -> PeerHandshake {
+        PeerHandshake(me: cluster.me, advertise: cluster.advertise, secret: secret, nonce: newNonce(), binding: binding)
     }
 
     /// A handshake completed. Two links to one node (both dialed at once) end as one: the
@@ -272,7 +295,7 @@ public final class Node {
         links[remote] = link
         logger.notice("peer link up", metadata: [
             "peer": "\(remote)", "address": "\(link.address)", "advertise": "\(advertise)",
-            "direction": "\(link.dialer == nil ? "in" : "out")"])
+            "direction": "\(link.dialer == nil ? "in" : "out")", "tls": "\(link.conn.tls?.summary ?? "off")"])
         cluster.linkUp(remote, advertise: advertise, nowMs: loop.nowMs)
     }
 
@@ -298,13 +321,15 @@ public final class Node {
                 logger.info("cannot resolve peer address; will retry", metadata: ["peer": "\(d.address)", "error": "\(error)"])
                 return
             }
-            connect(d, to: address)
+            connect(d, to: address, host: host)
         }
         if d.resolving { d.resolution = r; resolutions.append(d) }
     }
 
-    private func connect(_ d: PeerDialer, to address: [UInt8]) {
+    private func connect(_ d: PeerDialer, to address: [UInt8], host: String) {
         let conn = Connection(loop: loop, maxQueueBytes: peerQueueBytes)
+        // With certificates, every dialed link is TLS and the peer's chain must verify.
+        if let tls, let session = TLSSession(context: tls.dialer, accepting: false, hostName: host) { conn.useTLS(session) }
         let link = PeerLink(node: self, conn: conn, dialer: d)
         conn.handler = link
         d.link = link
@@ -335,6 +360,25 @@ public final class Node {
         }
     }
 
+    // MARK: Certificate rotation
+
+    /// SIGHUP: reads the certificate, key and CA again into new contexts for new connections;
+    /// open sessions keep theirs. Files that do not load (unreadable, a key that does not
+    /// match) keep the old contexts, and the log says why (docs/tls.md, "Rotation").
+    fileprivate func reloadTLS() {
+        guard let old = tls else { return }
+        do {
+            let fresh = try TLSContexts(old.files)
+            tls = fresh
+            loop.stats.tlsReloads += 1
+            logger.notice("TLS certificates reloaded", metadata: [
+                "certificate": "\(fresh.files.certificate)", "expires_in_days": "\(fresh.secondsUntilExpiry / 86400)"])
+        } catch {
+            loop.stats.tlsReloadFailures += 1
+            logger.error("TLS reload failed; keeping the previous certificates", metadata: ["error": "\(error)"])
+        }
+    }
+
     // MARK: Stopping
 
     fileprivate func stop(signal: Int32) {
@@ -352,7 +396,9 @@ public final class Node {
         cluster.leave()
         for d in resolutions { d.resolution?.cancel() }
         for c in connections.values {
-            if let client = c.handler as? ClientHandler { client.sayGoodbye() } else {
+            if let client = c.handler as? ClientHandler { client.sayGoodbye() } else if let web = c.handler as? WebHandler {
+                web.sayGoodbye()
+            } else {
                 c.closeAfterFlush(reason: "node stopping", graceMs: 500)
             }
         }
@@ -427,7 +473,9 @@ func splitHostPort(_ s: String) -> (String, Int?) {
 }
 
 private func onSignal(_ h: UnsafeMutablePointer<uv_signal_t>?, _ signum: Int32) {
-    Unmanaged<Node>.fromOpaque(h!.pointee.data).takeUnretainedValue().stop(signal: signum)
+    let node = Unmanaged<Node>.fromOpaque(h!.pointee.data).takeUnretainedValue()
+    if signum == SIGHUP { return node.reloadTLS() }
+    node.stop(signal: signum)
 }
 
 private func onSignalClosed(_ h: UnsafeMutablePointer<uv_handle_t>?) {

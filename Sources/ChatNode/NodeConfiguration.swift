@@ -21,6 +21,14 @@ public struct NodeConfiguration: Sendable {
     public var peerQueueBytes: Int = 16 * 1024 * 1024
     /// `--metrics HOST:PORT`: where Prometheus metrics are served; nil for none.
     public var metricsAddress: String?
+    /// `--web-origins`: origins besides the node's own host whose pages may open WebSocket sessions.
+    public var webOrigins = OriginPolicy()
+
+    /// `--tls-cert`, `--tls-key`, `--tls-ca`: TLS on the node's port (detected by the first
+    /// byte) and on every peer link it dials; nil for plaintext only (docs/tls.md).
+    public var tls: TLSFiles?
+    /// `--tls-clients required`: plaintext clients and status requests are refused.
+    public var tlsClientsRequired = false
 
     public init(host: String = "localhost", port: Int = 8888, limits: Limits = Limits(), logger: Logger) {
         self.host = host

@@ -48,6 +48,8 @@ final class PeerLink: ConnectionHandler {
     /// An incoming connection whose first line was a peer HELLO.
     func takeOver(firstLine: String, rest: [UInt8]) {
         address = conn.peerAddress()
+        // The HELLO arrived decrypted: the TLS session is up, and the proofs bind to it.
+        if conn.tls != nil { session.handshake = node.newHandshake(binding: conn.channelBinding) }
         session.receive(line: firstLine) { on($0) }
         if !rest.isEmpty, conn.state == .open { rest.withUnsafeBytes { didRead($0) } }
     }
@@ -59,6 +61,13 @@ final class PeerLink: ConnectionHandler {
         }
         address = conn.peerAddress()
         conn.startReading()
+        // Over TLS, HELLO waits for the TLS handshake: the proofs bind to its exporter value.
+        if conn.tls == nil { for m in session.start() { send(m) } }
+    }
+
+    func tlsEstablished() {
+        guard dialer != nil, !established else { return }
+        session.handshake = node.newHandshake(binding: conn.channelBinding)
         for m in session.start() { send(m) }
     }
 
@@ -103,6 +112,11 @@ final class PeerLink: ConnectionHandler {
         conn.loop.stats.handshakeTimeouts += 1
         node.refusal("peer handshake timeout", metadata: ["peer": "\(address)"])
         conn.close(reason: "peer handshake timeout")
+    }
+
+    func tlsFailed(_ reason: String) {
+        conn.loop.stats.peerProtocolErrors += 1
+        node.refusal("peer link refused", level: .warning, metadata: ["peer": "\(remote?.text ?? address)", "reason": "TLS: \(reason)"])
     }
 
     func willClose() {

@@ -53,6 +53,12 @@ struct BenchCommand: ParsableCommand {
     var namePrefix = "bench"
     @Option(help: "Rooms are PREFIX0, PREFIX1, ….")
     var roomPrefix = "benchroom"
+    @Flag(help: "Clients speak TLS; the node's certificate must verify (system trust store or --tls-ca) and name the target host.")
+    var tls = false
+    @Option(help: ArgumentHelp("CA certificates (PEM) the nodes' certificates chain to; implies --tls.", valueName: "FILE"))
+    var tlsCa: String?
+    @Flag(help: "Every client a WebSocket session (GET /ws, text frames) instead of a TCP line session.")
+    var websocket = false
     @Flag(help: "Print one JSON object instead of the summary.")
     var json = false
     @Flag(help: "No progress line on stderr.")
@@ -75,6 +81,9 @@ struct BenchCommand: ParsableCommand {
         c.connectParallel = connectParallel
         c.namePrefix = namePrefix
         c.roomPrefix = roomPrefix
+        c.tls = tls || tlsCa != nil
+        c.tlsCA = tlsCa
+        c.webSocket = websocket
         return c
     }
 

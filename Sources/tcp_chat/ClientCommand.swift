@@ -20,6 +20,10 @@ struct ClientCommand: ParsableCommand {
     var line = false
     @Flag(help: "The original protocol only: bare handshake, one read is one message (for the original server; forgeable, see docs/protocol.md).")
     var raw = false
+    @Flag(help: "Use TLS: the node's certificate must verify (system trust store or --tls-ca) and name the host.")
+    var tls = false
+    @Option(help: ArgumentHelp("CA certificates (PEM) the node's certificate must chain to; implies --tls.", valueName: "FILE"))
+    var tlsCa: String?
 
     func validate() throws {
         if line && raw { throw ValidationError("--line and --raw exclude each other") }
@@ -27,8 +31,10 @@ struct ClientCommand: ParsableCommand {
 
     func run() throws {
         let mode: HandshakePlan.Mode = line ? .line : raw ? .raw : .auto
-        let code = TerminalClient.run(ClientConfiguration(
-            host: address, port: port, username: username, chatID: chatID, mode: mode))
+        var config = ClientConfiguration(host: address, port: port, username: username, chatID: chatID, mode: mode)
+        config.tls = tls || tlsCa != nil
+        config.tlsCA = tlsCa
+        let code = TerminalClient.run(config)
         if code != 0 { throw ExitCode(code) }
     }
 }

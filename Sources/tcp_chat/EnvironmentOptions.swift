@@ -6,7 +6,8 @@ enum EnvironmentOptions {
     static let serverOptions = [
         "address", "port", "max-message-bytes", "handshake-timeout", "rate-limit", "max-queue-bytes",
         "silence-ms", "max-handshake-bytes", "max-connections", "max-pending-connections", "max-total-queue-bytes", "peer", "advertise", "cluster-secret-file",
-        "heartbeat-ms", "peer-timeout-ms", "peer-queue-bytes", "metrics", "log-level",
+        "heartbeat-ms", "peer-timeout-ms", "peer-queue-bytes", "metrics", "tls-cert", "tls-key", "tls-ca", "tls-clients",
+        "web-origins", "log-level",
     ]
     /// Spellings on the command line that count as giving the option.
     static let aliases: [String: [String]] = ["address": ["-a", "--adress"], "port": ["-p"]]

@@ -55,6 +55,16 @@ struct ServerCommand: ParsableCommand {
     var peerQueueBytes = 16 * 1024 * 1024
     @Option(help: ArgumentHelp("Serve Prometheus metrics on GET /metrics (and GET /healthz) at this address.", valueName: "HOST:PORT"))
     var metrics: String?
+    @Option(help: ArgumentHelp("TLS certificate chain (PEM, the node's certificate first): turns TLS on, on the same port (docs/tls.md).", valueName: "FILE"))
+    var tlsCert: String?
+    @Option(help: ArgumentHelp("Private key of --tls-cert (PEM).", valueName: "FILE"))
+    var tlsKey: String?
+    @Option(help: ArgumentHelp("CA certificates (PEM) that peers' certificates must chain to (default: the system trust store).", valueName: "FILE"))
+    var tlsCa: String?
+    @Option(help: ArgumentHelp("optional: plaintext clients are still accepted; required: clients must use TLS.", valueName: "optional|required"))
+    var tlsClients = "optional"
+    @Option(help: ArgumentHelp("Origins (scheme://host[:port], comma-separated; * for any) besides the node's own host whose pages may open WebSocket sessions.", valueName: "LIST"))
+    var webOrigins: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "notice"
 
@@ -75,9 +85,22 @@ struct ServerCommand: ParsableCommand {
         if let m = metrics, !isHostPort(m, allowPortZero: true) {
             throw ValidationError("--metrics '\(m)' is not HOST:PORT (port 0 picks a free one)")
         }
+        if let o = webOrigins {
+            for entry in o.split(separator: ",").map({ String($0).trimmed }) where !entry.isEmpty && entry != "*" {
+                guard OriginPolicy.isOrigin(entry) else {
+                    throw ValidationError("--web-origins: '\(entry)' is not an origin (http://HOST[:PORT] or https://HOST[:PORT]) or *")
+                }
+            }
+        }
         guard heartbeatMs >= 10 else { throw ValidationError("--heartbeat-ms must be at least 10") }
         guard peerTimeoutMs > heartbeatMs else { throw ValidationError("--peer-timeout-ms must exceed --heartbeat-ms") }
         guard peerQueueBytes >= 65536 else { throw ValidationError("--peer-queue-bytes must be at least 65536") }
+        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
+        if tlsCa != nil && tlsCert == nil { throw ValidationError("--tls-ca needs --tls-cert and --tls-key") }
+        guard tlsClients == "optional" || tlsClients == "required" else {
+            throw ValidationError("--tls-clients is optional or required, not '\(tlsClients)'")
+        }
+        if tlsClients == "required" && tlsCert == nil { throw ValidationError("--tls-clients required needs --tls-cert and --tls-key") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
     }
 
@@ -106,6 +129,11 @@ struct ServerCommand: ParsableCommand {
         config.peerTimeoutMs = UInt64(peerTimeoutMs)
         config.peerQueueBytes = peerQueueBytes
         config.metricsAddress = metrics
+        if let tlsCert, let tlsKey {
+            config.tls = TLSFiles(certificate: tlsCert, key: tlsKey, ca: tlsCa)
+            config.tlsClientsRequired = tlsClients == "required"
+        }
+        if let o = webOrigins { config.webOrigins = OriginPolicy(parsing: o) }
         if let file = clusterSecretFile {
             config.clusterSecret = try readSecret(file)
         }

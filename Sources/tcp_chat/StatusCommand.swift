@@ -21,13 +21,17 @@ struct StatusCommand: ParsableCommand {
     var port = 8888
     @Option(help: ArgumentHelp("File holding the cluster secret (also TCP_CHAT_CLUSTER_SECRET_FILE).", valueName: "FILE"))
     var clusterSecretFile: String?
+    @Flag(help: "Use TLS: the node's certificate must verify (system trust store or --tls-ca) and name the host.")
+    var tls = false
+    @Option(help: ArgumentHelp("CA certificates (PEM) the node's certificate must chain to; implies --tls.", valueName: "FILE"))
+    var tlsCa: String?
     @Flag(help: "Print the node's JSON report as it is.")
     var json = false
 
     func run() throws {
         let file = clusterSecretFile ?? processEnvironment()["TCP_CHAT_CLUSTER_SECRET_FILE"]
         let secret = try file.map { try readSecret($0) }
-        switch StatusClient.fetch(host: address, port: port, secret: secret) {
+        switch StatusClient.fetch(host: address, port: port, secret: secret, tls: tls, caFile: tlsCa) {
         case .failure(let f):
             let line = Array("\(LogSafe.text("\(f)", max: 500))\n".utf8)
             _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
@@ -56,6 +60,8 @@ struct StatusReport: Decodable {
     }
     struct Totals: Decodable {
         var connections, sessions, rooms, cluster_nodes, cluster_sessions, messages_in, deliveries: Int
+        /// Absent from nodes older than the web page.
+        var web_sessions: Int?
     }
     struct Link: Decodable {
         var peer: String?
@@ -93,7 +99,8 @@ struct StatusReport: Decodable {
         var out = "node \(node.id) listening on \(node.listen), advertised as \(node.advertise), up \(node.uptime_ms / 1000) s, "
         out += node.secret ? "secret cluster\n" : "open cluster\n"
         out += "totals: \(totals.cluster_nodes) nodes, \(totals.cluster_sessions) sessions in the cluster; here "
-        out += "\(totals.sessions) sessions, \(totals.rooms) rooms, \(totals.connections) connections, "
+        out += "\(totals.sessions) sessions\(totals.web_sessions.map { " (\($0) from browsers)" } ?? ""), "
+        out += "\(totals.rooms) rooms, \(totals.connections) connections, "
         out += "\(totals.messages_in) messages in, \(totals.deliveries) delivered\n"
         out += "\nlinks:\n"
         if links.isEmpty { out += "  (none)\n" }

@@ -35,6 +35,32 @@ import Glibc
         #expect(node.stop() == 0, "the node survived the load and stopped cleanly")
     }
 
+    @Test func webSocketClientsMeasureARealNodeAndFindNothingWrong() throws {
+        let node = try TestNode(["--rate-limit", "0"])
+        let run = try runTCPChat(["bench", "--target", "127.0.0.1:\(node.port)", "--clients", "20", "--senders", "4",
+                                  "--duration", "1", "--warmup", "0.5", "--json", "--no-progress", "--websocket"],
+                                 timeout: .seconds(30))
+        let obj = try run.json()
+        let context = "\(run.stdout)\n--- stderr ---\n\(run.stderr)"
+        #expect(run.status == 0, "\(context)")
+        #expect(int(obj, "delivered") > 0 && int(obj, "delivered") == int(obj, "expected"), "\(context)")
+        #expect(int(obj, "lost") == 0 && int(obj, "duplicated") == 0 && int(obj, "reordered") == 0, "\(context)")
+        #expect(int(obj, "garbled") == 0 && int(obj, "misrouted") == 0 && int(obj, "bad_name") == 0, "\(context)")
+        #expect(int(obj, "errors") == 0 && int(obj, "ready") == 20, "\(context)")
+        #expect(node.stop() == 0, "the node survived the load and stopped cleanly")
+    }
+
+    @Test func webSocketModeAgainstANodeWithoutTheWebEndpointFailsAtSetup() throws {
+        // A relay that speaks only the line protocol takes the request line for a login and
+        // answers `403`, not `101`: no client gets past the upgrade.
+        let relay = try FakeRelay(.refuse("403"))
+        defer { relay.stop() }
+        let run = try runTCPChat(["bench", "--target", "127.0.0.1:\(relay.port)", "--clients", "2", "--senders", "1",
+                                  "--duration", "0.5", "--warmup", "0", "--connect-timeout", "3", "--no-progress", "--websocket"],
+                                 timeout: .seconds(30))
+        #expect(run.status == 2, "\(run.stdout)\n\(run.stderr)")
+    }
+
     @Test func ctrlCStopsTheRunWithAPartialReport() throws {
         let node = try TestNode(["--rate-limit", "0"])
         let bench = try RunningTCPChat(["bench", "--target", "127.0.0.1:\(node.port)", "--clients", "10", "--senders", "2",

@@ -28,6 +28,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -186,7 +187,7 @@ class PConn:
             return
         loop = asyncio.get_running_loop()
         try:
-            tr, _ = await loop.create_connection(lambda: UpProto(self), "127.0.0.1", port)
+            tr, _ = await loop.create_connection(lambda: UpProto(self), "127.0.0.1", port, ssl=self.srv.tls[1])
         except OSError:
             self.kill("proxy")
             return
@@ -300,8 +301,45 @@ class UpProto(asyncio.Protocol):
             self.c.down.resume_reading()
 
 
+def proxy_tls_contexts(tls_dir):
+    """With --tls the proxy terminates TLS on both legs (dialer -> proxy -> node) with a
+    certificate of the cluster CA, so it still reads the HELLO that names the dialer. Both
+    legs are real TLS peer links to the nodes; a cluster secret is not used in --tls runs
+    (the proofs are bound to each TLS session, so relayed proofs would rightly fail)."""
+    cert, key, ca = (os.path.join(tls_dir, f) for f in ("node.pem", "node.key", "ca.pem"))
+    down = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    down.load_cert_chain(cert, key)
+    down.verify_mode = ssl.CERT_REQUIRED
+    down.load_verify_locations(ca)
+    up = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    up.check_hostname = False
+    up.verify_mode = ssl.CERT_REQUIRED
+    up.load_verify_locations(ca)
+    up.load_cert_chain(cert, key)
+    return down, up
+
+
+def make_tls_files(tls_dir):
+    """A cluster CA and one node certificate (127.0.0.1, both key usages), as docs/tls.md."""
+    os.makedirs(tls_dir, exist_ok=True)
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+    j = lambda f: os.path.join(tls_dir, f)
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", j("ca.key"),
+        "-out", j("ca.pem"), "-days", "2", "-subj", "/CN=chaos cluster CA",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-out", j("node.key"))
+    run("req", "-new", "-key", j("node.key"), "-out", j("node.csr"), "-subj", "/CN=127.0.0.1")
+    with open(j("node.ext"), "w") as f:
+        f.write("basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                "extendedKeyUsage=serverAuth,clientAuth\n")
+    run("x509", "-req", "-in", j("node.csr"), "-CA", j("ca.pem"), "-CAkey", j("ca.key"), "-set_serial", "1",
+        "-days", "2", "-extfile", j("node.ext"), "-out", j("node.pem"))
+
+
 class ProxyServer:
-    def __init__(self):
+    def __init__(self, tls_dir=None):
+        self.tls = proxy_tls_contexts(tls_dir) if tls_dir else (None, None)
         self.port_node: dict[int, int] = {}
         self.upstream: dict[int, int] = {}
         self.cuts: dict[frozenset, str] = {}
@@ -329,7 +367,7 @@ class ProxyServer:
             self.port_node[port] = node
             self.upstream[node] = msg["upstream"]
             srv = await asyncio.get_running_loop().create_server(
-                lambda: DownProto(self, node), "127.0.0.1", port, reuse_address=True)
+                lambda: DownProto(self, node), "127.0.0.1", port, reuse_address=True, ssl=self.tls[0])
             self.servers.append(srv)
         elif op == "cut":
             keys = {frozenset(p) for p in msg["pairs"]}
@@ -357,8 +395,8 @@ class ProxyServer:
             self.tracer.flush()
 
 
-async def proxy_main():
-    srv = ProxyServer()
+async def proxy_main(tls_dir=None):
+    srv = ProxyServer(tls_dir)
     loop = asyncio.get_running_loop()
 
     def flush():
@@ -594,6 +632,9 @@ class NodeProc:
         a += ["--rate-limit", "0", "--heartbeat-ms", str(d.args.heartbeat_ms),
               "--peer-timeout-ms", str(d.args.peer_timeout_ms),
               "--max-queue-bytes", str(16 * 1024 * 1024), "--log-level", "info"]
+        if d.tls_dir:
+            a += ["--tls-cert", os.path.join(d.tls_dir, "node.pem"), "--tls-key", os.path.join(d.tls_dir, "node.key"),
+                  "--tls-ca", os.path.join(d.tls_dir, "ca.pem")]
         return a
 
     def spawn(self):
@@ -957,6 +998,9 @@ class Driver:
         self.peer_errors: list[dict] = []
         self.harness_error: str | None = None
         self.dir = tempfile.mkdtemp(prefix=f"chaos-{self.seed}-", dir=args.log_dir)
+        self.tls_dir = os.path.join(self.dir, "tls") if args.tls else None
+        if self.tls_dir:
+            make_tls_files(self.tls_dir)
 
     # ------------------------------------------------------------------ helpers
     def rel(self, t):
@@ -1002,7 +1046,7 @@ class Driver:
     async def start_proxy(self):
         err = open(os.path.join(self.dir, "proxy.log"), "wb")
         self.pproc = await asyncio.create_subprocess_exec(
-            sys.executable, os.path.abspath(__file__), "--_proxy",
+            sys.executable, os.path.abspath(__file__), "--_proxy", *([self.tls_dir] if self.tls_dir else []),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=err,
             preexec_fn=_child_setup, start_new_session=True, limit=1 << 20)
         err.close()
@@ -1380,7 +1424,7 @@ class Driver:
     async def run(self) -> int:
         a = self.args
         self.say(f"chaos: seed={self.seed} duration={a.duration}s nodes={self.n} clients={a.clients} "
-                 f"rooms={a.rooms} rate={a.rate}/s logs in {self.dir}")
+                 f"rooms={a.rooms} rate={a.rate}/s tls={'on' if a.tls else 'off'} logs in {self.dir}")
         ports = free_ports(2 * self.n)
         prng = random.Random(f"{self.seed}/peers")
         perm = list(range(self.n))
@@ -1840,7 +1884,8 @@ class Checker:
 def report(d: Driver) -> int:
     a = d.args
     replay = (f"python3 Tests/chaos/chaos.py --bin {a.bin} --seed {d.seed} --duration {a.duration:g} "
-              f"--nodes {a.nodes} --clients {a.clients} --rooms {a.rooms} --rate {a.rate:g}")
+              f"--nodes {a.nodes} --clients {a.clients} --rooms {a.rooms} --rate {a.rate:g}"
+              + (" --tls" if a.tls else ""))
     out = ["", "=" * 78, f"chaos seed {d.seed}: " + ("HARNESS ERROR" if d.harness_error else
                                                      "FAIL" if d.viol_count else "PASS")]
     out.append(f"replay: {replay}")
@@ -1916,6 +1961,8 @@ def parse_args(argv):
     p.add_argument("--log-dir", default=None, help="where the per-run temp dir goes (default $TMPDIR)")
     p.add_argument("--keep-logs", action="store_true", help="keep the logs of a passing run")
     p.add_argument("--verbose", action="store_true", help="print the fault log of a passing run too")
+    p.add_argument("--tls", action="store_true",
+                   help="peer links over mutual TLS (a test CA made with openssl; the proxy terminates TLS on both legs)")
     p.add_argument("--trace-peers", action="store_true",
                    help="write every peer line the proxies relay to peer-trace.txt in the log dir")
     a = p.parse_args(argv)
@@ -1944,7 +1991,7 @@ def main(argv=None):
     if argv and argv[0] == "--_proxy":
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         try:
-            asyncio.run(proxy_main())
+            asyncio.run(proxy_main(argv[1] if len(argv) > 1 else None))
         except (SystemExit, KeyboardInterrupt):
             pass
         return 0

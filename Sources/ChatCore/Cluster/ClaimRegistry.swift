@@ -50,6 +50,13 @@ public struct ClaimRegistry: Sendable {
     /// when our own claim in flight for the name loses to it.
     public mutating func answer(_ claim: NameClaim, from node: NodeID, nowMs: UInt64 = 0) -> (yes: Bool, lostOwnClaim: UInt64?) {
         var lost: UInt64? = nil
+        // A node claims a name only when it holds no record of it, so a record of the
+        // claimant's with another timestamp is stale (its RELEASE was lost with a link, or
+        // overtaken by this claim while a STATE waits): it must not refuse the new claim.
+        if let list = records[claim.name], list.contains(where: { $0.holder == node && $0.ts != claim.ts }) {
+            let rest = list.filter { $0.holder != node || $0.ts == claim.ts }
+            records[claim.name] = rest.isEmpty ? nil : rest
+        }
         for r in records[claim.name] ?? [] {
             if r.holder == node && r.ts == claim.ts {   // a resent claim
                 update(claim.name) { if $0.holder == node && $0.ts == claim.ts { $0.heardMs = nowMs } }

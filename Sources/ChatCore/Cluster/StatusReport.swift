@@ -22,6 +22,8 @@ public struct StatusSnapshot: Sendable {
     public var uptimeMs: UInt64 = 0
     public var secret = false
     public var connections = 0
+    /// Logged-in WebSocket (browser) sessions, counted in the sessions too.
+    public var webSessions = 0
     public var unauthenticated = 0
     public var bytesIn = 0
     public var bytesOut = 0
@@ -73,6 +75,7 @@ extension Cluster {
             ])),
             ("totals", .object([
                 ("connections", .int(s.connections)), ("sessions", .int(hub.sessions.count)),
+                ("web_sessions", .int(s.webSessions)),
                 ("rooms", .int(hub.rooms.count)), ("cluster_nodes", .int(nodes.count + 1)),
                 ("cluster_sessions", .int(clusterSessions)),
                 ("messages_in", .int(st.messagesIn)), ("messages_from_peers", .int(st.messagesFromPeers)),

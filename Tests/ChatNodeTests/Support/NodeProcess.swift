@@ -23,8 +23,9 @@ final class NodeProcess {
     /// Starts the node with `flags` after `server -a address -p 0`. With `fdLimit`, it runs
     /// under `/bin/sh -c 'ulimit -n N && exec BIN server ...'` (the shell execs, so `pid`
     /// is the node's).
+    /// `environment`: the node's whole environment (default: the test runner's).
     init(_ flags: [String] = [], address: String = "127.0.0.1", fdLimit: Int? = nil,
-         startTimeout: Duration = .seconds(10)) throws {
+         startTimeout: Duration = .seconds(10), environment: [String: String]? = nil) throws {
         _ = ignoreSIGPIPE
         let binary = try NodeBinary.path()
         host = address
@@ -44,7 +45,8 @@ final class NodeProcess {
                 arguments: ["-c", "ulimit -n \(fdLimit) && exec \"$TCP_CHAT_E2E_BIN\" \"$@\"", "sh"] + args,
                 environment: env, stdout: stdout.childEnd, stderr: errFD)
         } else {
-            child = try ChildProcess(executable: binary, arguments: args, stdout: stdout.childEnd, stderr: errFD)
+            child = try ChildProcess(executable: binary, arguments: args, environment: environment,
+                                     stdout: stdout.childEnd, stderr: errFD)
         }
         stdout.closeWriteEnd()
 
