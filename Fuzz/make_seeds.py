@@ -179,6 +179,21 @@ cl("kill-pending-claim", MESH3, [SETTLE, 0] + login(2, 1) + [SETTLE, 0] + login(
 cl("bcast-chain", CHAIN3, [SETTLE, 0] + login(0, 0, room=2) + login(2, 1, room=2) + login(1, 2, room=2) + [SETTLE, 0, BCAST, 0, 1, BCAST, 1, 2, DROP, 0, ADVANCE, 4, BCAST, 2, 3, HEAL, 0, BCAST, 0, 4])
 cl("long-quiet", NONE3, [HEAL, 0, HEAL, 2] + login(1, 0) + [ADVANCE, 7, SETTLE, 0, ADVANCE, 7, SETTLE, 0])
 
+# Hostile mode (byte 0 bit 6): INJECT is a hostile phantom [node, kind, a, b]; see ClusterFuzz.swift
+# (H_BYE names a real node only with FUZZ_CLUSTER_FORGE_BYE=1, else a made-up origin).
+HOSTILE = 0x40
+H_ORIGINS, H_HB_LIST, H_REPLY, H_BYE, H_LOAD, H_CLAIM, H_STATE, H_MALFORMED = range(8)
+
+
+def hostile(node, kind, a=0, b=0):
+    return [INJECT, node, kind, a, b]
+
+
+cl("hostile-origin-flood", MESH3 | HOSTILE, [SETTLE, 0] + hostile(0, H_ORIGINS, 255, 1) + login(1, 0) + [ADVANCE, 4, SETTLE, 0, ADVANCE, 6, ADVANCE, 6, SETTLE, 0])
+cl("hostile-forged-replies", MESH2 | HOSTILE, [SETTLE, 0] + login(0, 1) + hostile(1, H_REPLY, 1, 0x00) + hostile(1, H_REPLY, 1, 0x01) + hostile(0, H_REPLY, 1, 0x81) + [SETTLE, 0, ADVANCE, 5, ADVANCE, 5, SETTLE, 0])
+cl("hostile-bye-real-node", MESH3 | HOSTILE, [SETTLE, 0] + hostile(0, H_BYE, 3, 1) + hostile(2, H_BYE, 3, 0x81) + login(0, 2) + [SETTLE, 0, ADVANCE, 4, SETTLE, 0])
+cl("hostile-load-hb-state", MESH2 | HOSTILE, [SETTLE, 0] + hostile(0, H_LOAD, 7, 0) + hostile(0, H_LOAD, 7, 1) + hostile(1, H_HB_LIST, 80, 0) + hostile(1, H_HB_LIST, 80, 1) + hostile(0, H_STATE) + hostile(1, H_CLAIM, 2, 0) + login(0, 2) + [ADVANCE, 5, ADVANCE, 5, SETTLE, 0])
+cl("hostile-malformed", MESH2 | HOSTILE, [SETTLE, 0] + hostile(0, H_MALFORMED, 20, 0) + hostile(1, H_MALFORMED, 30, 1) + login(1, 3) + [SETTLE, 0])
 
 # ---- http_request: [cfg][head] ---------------------------------------------------------------
 # cfg bits 0-3: prefix cut (sixteenths of the head), bit 4: --web-origins http://a.example, bit 5: *.

@@ -84,9 +84,16 @@ while IFS= read -r -d '' f; do SUPPORT+=("$f"); done < <(find Fuzz/Support -name
 build_target() {
     local t=$1 SRC=() f
     while IFS= read -r -d '' f; do SRC+=("$f"); done < <(find "Fuzz/$t" -name '*.swift' -print0 | sort -z)
-    if swiftc -sanitize=fuzzer,address -parse-as-library -O -g \
-        -module-name "Fuzz_$t" "${SRC[@]}" "${SUPPORT[@]}" "${CORE[@]}" \
-        -I "$BIN/Modules" "$OUT/libfuzzdeps.a" -o "$OUT/bin/$t" >"$OUT/logs/$t.build.log" 2>&1
+    # -wmo: one module, so the core's generics are specialized where the harness calls them
+    # (file by file they ran unspecialized; the targets ran 1.5-2x slower). With -g it also
+    # writes the module's debug files into the working directory: the compiler runs in
+    # $OUT/work/<target>, on absolute paths.
+    local root=$PWD out
+    out=$(cd "$OUT" && pwd)
+    mkdir -p "$out/work/$t"
+    if (cd "$out/work/$t" && swiftc -sanitize=fuzzer,address -parse-as-library -O -wmo -g \
+        -module-name "Fuzz_$t" "${SRC[@]/#/$root/}" "${SUPPORT[@]/#/$root/}" "${CORE[@]/#/$root/}" \
+        -I "$BIN/Modules" "$out/libfuzzdeps.a" -o "$out/bin/$t") >"$OUT/logs/$t.build.log" 2>&1
     then echo 0 >"$OUT/logs/$t.build.rc"; else echo 1 >"$OUT/logs/$t.build.rc"; fi
 }
 running=0

@@ -59,20 +59,59 @@ func hex<C: Collection>(_ bytes: C, limit: Int = 96) -> String where C.Element =
 }
 
 /// A session sink that records what a session was sent (as the runtime's connection would
-/// write it) and the calls the hub makes.
+/// write it) and the calls the hub makes. The replies go into one buffer that `clear()`
+/// empties and keeps, so a sink used for many inputs records without allocating.
 final class RecordingSink: SessionSink {
-    var sent: [[UInt8]] = []
+    /// Every reply since `clear()`, back to back; reply `i` ends at `ends[i]`.
+    private(set) var bytes: [UInt8] = []
+    private(set) var ends: [Int] = []
     var session: Session?
     var finished: [Bool] = []
     var endRequested = false
 
+    /// Replies since `clear()`.
+    var count: Int { ends.count }
+    func reply(_ i: Int) -> ArraySlice<UInt8> { bytes[(i == 0 ? 0 : ends[i - 1])..<ends[i]] }
+    /// The replies as arrays, for messages.
+    var sent: [[UInt8]] { (0..<count).map { Array(reply($0)) } }
+
+    func clear() {
+        bytes.removeAll(keepingCapacity: true)
+        ends.removeAll(keepingCapacity: true)
+    }
+
     func enqueue(_ payload: Payload, length: Int) {
         require(length >= 0 && length <= payload.count, "enqueue length \(length) of a \(payload.count)-byte payload")
-        sent.append(Array(UnsafeRawBufferPointer(rebasing: payload.bytes[0..<length])))
+        bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: payload.bytes[0..<length]))
+        ends.append(bytes.count)
     }
     func loginFinished(_ s: Session?) {
         finished.append(s != nil)
         if let s { session = s }
     }
     func endSession() { endRequested = true }
+}
+
+/// Byte-for-byte equality, through `memcmp` when both sides are contiguous. The harness's
+/// own comparisons are not what is being fuzzed: an element loop compiled into the target
+/// carries coverage and comparison tracing (tens of instructions a byte), memcmp none.
+func same<A: Collection, B: Collection>(_ a: A, _ b: B) -> Bool where A.Element == UInt8, B.Element == UInt8 {
+    guard a.count == b.count else { return false }
+    let fast: Bool?? = a.withContiguousStorageIfAvailable { pa in
+        b.withContiguousStorageIfAvailable { pb in
+            pa.isEmpty || memcmp(pa.baseAddress!, pb.baseAddress!, pa.count) == 0
+        }
+    }
+    if let f = fast, let equal = f { return equal }
+    return a.elementsEqual(b)
+}
+
+extension Collection where Element == UInt8 {
+    /// True when the bytes are `prefix` followed by `rest`.
+    func isConcatenation<P: Collection, R: Collection>(of prefix: P, _ rest: R) -> Bool
+    where P.Element == UInt8, R.Element == UInt8, Self.SubSequence: Collection {
+        guard count == prefix.count + rest.count else { return false }
+        let cut = index(startIndex, offsetBy: prefix.count)
+        return same(self[..<cut], prefix) && same(self[cut...], rest)
+    }
 }

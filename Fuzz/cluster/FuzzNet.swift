@@ -80,7 +80,23 @@ final class FuzzNode: ClusterTransport {
     }
 
     func send(_ line: Payload, to neighbor: NodeID) { net.enqueue(from: index, to: neighbor, line) }
-    func learned(node: NodeID, address: String) {}
+    /// Addresses the core told the runtime to dial, by node: the runtime keeps one dialer per
+    /// entry, so the core must only name nodes it tracks or links to (at most `Cluster.maxNodes`
+    /// plus its links).
+    var learnedAddresses: [NodeID: String] = [:]
+    func learned(node: NodeID, address: String) {
+        require(cluster.nodes[node] != nil || cluster.neighbors.contains(node),
+                "node \(index) learned an address for \(node), which it neither tracks nor links to")
+        require(HostPort(address) != nil, "node \(index) learned an address that is not host:port: \(address.debugDescription)")
+        learnedAddresses[node] = address
+        // What the runtime's dialer list holds: the learned nodes still tracked.
+        if learnedAddresses.count > Cluster.maxNodes {
+            learnedAddresses = learnedAddresses.filter { cluster.nodes[$0.key] != nil || cluster.neighbors.contains($0.key) }
+        }
+        // A direct link is tracked even when maxNodes others already are (Cluster.linkUp).
+        require(learnedAddresses.count <= Cluster.maxNodes + cluster.neighbors.count,
+                "node \(index) has \(learnedAddresses.count) learned addresses (\(cluster.neighbors.count) links)")
+    }
 }
 
 /// SplitMix64, seeded by the fuzzer: delivery orders.

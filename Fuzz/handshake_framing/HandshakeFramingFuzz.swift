@@ -25,6 +25,10 @@
 //   - `takeBuffered` after a peer/status first line returns exactly the unread input;
 //   - each session message gets exactly one reply of the right framing from the Hub.
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 let messageLimits = [4096, 1, 2, 3, 8, 16, 64, 300]
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -35,33 +39,51 @@ public func handshakeFramingFuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> 
     return 0
 }
 
-/// The reference: the framing rules applied to a plain array of pending bytes.
+/// The reference: the framing rules applied to the pending bytes `bytes[head...]` (consumed
+/// bytes are skipped by moving `head`, not removed, so a long stream costs linear time).
 struct ModelFramer {
     var limit: Int
-    var pending: [UInt8] = []
+    var bytes: [UInt8] = []
+    var head = 0
     var discarding = false
 
-    mutating func append<C: Collection>(_ b: C) where C.Element == UInt8 { pending.append(contentsOf: b) }
+    var pendingCount: Int { bytes.count - head }
+
+    mutating func append(_ b: ArraySlice<UInt8>) {
+        if head == bytes.count { bytes.removeAll(keepingCapacity: true); head = 0 }
+        bytes.append(contentsOf: b)
+    }
+
+    /// Where the next `\n` is, by memchr (not traced: the harness is not what is fuzzed).
+    func newline() -> Int? {
+        bytes.withUnsafeBufferPointer { all -> Int? in
+            guard head < all.count, let p = memchr(all.baseAddress! + head, 0x0A, all.count - head) else { return nil }
+            return UnsafeRawPointer(p) - UnsafeRawPointer(all.baseAddress!)
+        }
+    }
+
+    mutating func dropPending() { bytes.removeAll(keepingCapacity: true); head = 0 }
 
     mutating func next() -> Frame? {
-        while let nl = pending.firstIndex(of: 0x0A) {
-            var line = Array(pending[..<nl])
-            pending.removeFirst(nl + 1)
-            if line.last == 0x0D { line.removeLast() }
+        while let nl = newline() {
+            let lineStart = head
+            var lineEnd = nl
+            head = nl + 1
+            if lineEnd > lineStart && bytes[lineEnd - 1] == 0x0D { lineEnd -= 1 }
             if discarding { discarding = false; continue }
-            return line.count > limit ? .tooLong : .message(ArraySlice(line))
+            return lineEnd - lineStart > limit ? .tooLong : .message(bytes[lineStart..<lineEnd])
         }
-        if discarding { pending.removeAll(); return nil }
+        if discarding { dropPending(); return nil }
         // A partial longer than any message can become (limit bytes plus a final `\r`).
-        if pending.count > limit + 1 { discarding = true; pending.removeAll(); return .tooLong }
+        if pendingCount > limit + 1 { discarding = true; dropPending(); return .tooLong }
         return nil
     }
 
     mutating func flushPartial() -> Frame? {
-        if pending.isEmpty { return nil }
-        if discarding { discarding = false; pending.removeAll(); return nil }
-        var line = pending
-        pending.removeAll()
+        if pendingCount == 0 { return nil }
+        if discarding { discarding = false; dropPending(); return nil }
+        var line = Array(bytes[head...])
+        dropPending()
         if line.last == 0x0D { line.removeLast() }
         return line.count > limit ? .tooLong : .message(ArraySlice(line))
     }
@@ -76,14 +98,20 @@ enum ReferenceHandshake: Equatable {
     case http
     case malformed
 
-    static let nameBytes = Set(Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/".utf8))
+    /// The spec's name alphabet as a table (a Set hashed every byte with SipHash).
+    static let isNameByte: [Bool] = {
+        var t = [Bool](repeating: false, count: 256)
+        for b in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/".utf8 { t[Int(b)] = true }
+        return t
+    }()
+    static let peerPrefix = Array("TCPCHAT-PEER/".utf8)
+    static let statusLine = Array("TCPCHAT-STATUS/1".utf8)
+    static let tchar = Set(Array("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8))
 
     static func parse(_ b: [UInt8]) -> ReferenceHandshake {
-        let peerPrefix = Array("TCPCHAT-PEER/".utf8)
-        if b.count >= peerPrefix.count && Array(b[0..<peerPrefix.count]) == peerPrefix { return .peer }
-        if b == Array("TCPCHAT-STATUS/1".utf8) { return .status }
+        if b.count >= peerPrefix.count && same(b[0..<peerPrefix.count], peerPrefix) { return .peer }
+        if same(b, statusLine) { return .status }
         let words = b.split(separator: 0x20, omittingEmptySubsequences: false)
-        let tchar = Set(Array("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8))
         if words.count == 3, (1...16).contains(words[0].count), words[0].allSatisfy(tchar.contains),
            words[1].first == UInt8(ascii: "/"), words[1].allSatisfy({ $0 > 0x20 && $0 < 0x7F }),
            [Array("HTTP/1.1".utf8), Array("HTTP/1.0".utf8)].contains(Array(words[2])) {
@@ -93,7 +121,7 @@ enum ReferenceHandshake: Equatable {
         guard parts.count == 2 else { return .malformed }
         let user = Array(parts[0]), chat = Array(parts[1])
         guard (1...32).contains(user.count), (1...64).contains(chat.count),
-              user.allSatisfy(nameBytes.contains), chat.allSatisfy(nameBytes.contains) else { return .malformed }
+              user.allSatisfy({ isNameByte[Int($0)] }), chat.allSatisfy({ isNameByte[Int($0)] }) else { return .malformed }
         return .client(user: user, chat: chat)
     }
 }
@@ -109,6 +137,8 @@ struct HandshakeFramingRun {
     var phase = Phase.handshake
     /// Every byte handed to the framer, in order.
     var stream: [UInt8] = []
+    /// Where the last `\n` of `stream` is (-1: none yet): "no `\n` unread" is `lastNewline < cursor`.
+    var lastNewline = -1
     /// Where the next frame must start in `stream` (valid while `inSync`).
     var cursor = 0
     /// False once a tooLong made the framer skip bytes.
@@ -116,8 +146,10 @@ struct HandshakeFramingRun {
     var limit: Int
     // The session, once the handshake is accepted.
     let hub: Hub
-    let sink = RecordingSink()
+    let sink: RecordingSink
     var framing = Framing.line
+    /// `<username> - `, what an echo starts with.
+    var echoPrefix: [UInt8] = []
 
     init(_ input: [UInt8]) {
         reader = FuzzReader(input)
@@ -127,10 +159,32 @@ struct HandshakeFramingRun {
         framer = MessageFramer(maxBytes: handshakeLimit)
         model = ModelFramer(limit: handshakeLimit)
         limit = handshakeLimit
+        (hub, sink) = HandshakeFramingRun.hub(Int(cfg & 7))
+        sink.clear()
+        sink.session = nil
+    }
+
+    /// One lone hub per message limit, made on first use and kept for the run (making a Hub
+    /// costs more than most inputs): every input logs its session out at the end and
+    /// checks that the hub is empty again, so no input sees another's state.
+    nonisolated(unsafe) static var hubs = [(Hub, RecordingSink)?](repeating: nil, count: messageLimits.count)
+
+    static func hub(_ i: Int) -> (Hub, RecordingSink) {
+        if let h = hubs[i] { return h }
         var limits = Limits()
-        limits.maxMessageBytes = messageLimit
+        limits.maxMessageBytes = messageLimits[i]
         limits.rateLimit = 0
-        hub = Hub(limits: limits)
+        let h = (Hub(limits: limits), RecordingSink())
+        hubs[i] = h
+        return h
+    }
+
+    /// The connection closes: the session (if any) logs out, which must leave nothing behind.
+    mutating func finish() {
+        if let s = sink.session { hub.logout(s) }
+        sink.session = nil
+        require(hub.sessions.isEmpty && hub.rooms.isEmpty && hub.announced.isEmpty,
+                "after logout the hub still holds \(hub.sessions.count) sessions, \(hub.rooms.count) rooms, \(hub.announced.count) announced rooms")
     }
 
     mutating func run() {
@@ -161,19 +215,29 @@ struct HandshakeFramingRun {
             drain()
             if finalSilence { silence() }
         }
+        finish()
     }
 
     /// One read from the socket.
     mutating func read(_ bytes: ArraySlice<UInt8>) {
+        let base = stream.count
         stream.append(contentsOf: bytes)
+        bytes.withUnsafeBufferPointer { b in
+            var at = 0
+            while at < b.count, let p = memchr(b.baseAddress! + at, 0x0A, b.count - at) {
+                let i = UnsafeRawPointer(p) - UnsafeRawPointer(b.baseAddress!)
+                lastNewline = base + i
+                at = i + 1
+            }
+        }
         // Half the reads through the raw-buffer entry point the runtime uses.
         if bytes.count % 2 == 0 {
-            Array(bytes).withUnsafeBytes { framer.append($0) }
+            bytes.withUnsafeBytes { framer.append($0) }
         } else {
             framer.append(contentsOf: bytes)
         }
         model.append(bytes)
-        require(framer.bufferedBytes == model.pending.count, "bufferedBytes \(framer.bufferedBytes) != model \(model.pending.count)")
+        require(framer.bufferedBytes == model.pendingCount, "bufferedBytes \(framer.bufferedBytes) != model \(model.pendingCount)")
     }
 
     /// ClientHandler.process(): take out every complete message.
@@ -181,7 +245,7 @@ struct HandshakeFramingRun {
         while phase != .closed {
             let f = framer.next()
             let m = model.next()
-            require(f == m, "next(): framer \(describe(f)) != model \(describe(m)) (limit \(limit))")
+            require(sameFrame(f, m), "next(): framer \(describe(f)) != model \(describe(m)) (limit \(limit))")
             guard let frame = f else { break }
             handle(frame, byNewline: true)
         }
@@ -190,7 +254,7 @@ struct HandshakeFramingRun {
         if inSync {
             require(framer.bufferedBytes == stream.count - cursor,
                     "after next() == nil: \(framer.bufferedBytes) bytes buffered, \(stream.count - cursor) unread")
-            require(!stream[cursor...].contains(0x0A), "next() returned nil with a newline unread")
+            require(lastNewline < cursor, "next() returned nil with a newline unread")
         }
     }
 
@@ -198,10 +262,10 @@ struct HandshakeFramingRun {
     mutating func silence() {
         drain()   // a paused node resumes reading before a silence can count
         guard phase != .closed, framer.hasPartial else { return }
-        if inSync { require(!stream[cursor...].contains(0x0A), "silence with a newline pending") }
+        if inSync { require(lastNewline < cursor, "silence with a newline pending") }
         let f = framer.flushPartial()
         let m = model.flushPartial()
-        require(f == m, "flushPartial(): framer \(describe(f)) != model \(describe(m))")
+        require(sameFrame(f, m), "flushPartial(): framer \(describe(f)) != model \(describe(m))")
         require(!framer.hasPartial && framer.bufferedBytes == 0, "flushPartial left \(framer.bufferedBytes) bytes")
         if let f { handle(f, byNewline: false) } else { require(!inSync, "flushPartial returned nil with bytes pending") }
     }
@@ -223,7 +287,7 @@ struct HandshakeFramingRun {
     /// The frame is exactly the next bytes of the stream, followed by its separator.
     mutating func checkReconstruction(_ bytes: ArraySlice<UInt8>, byNewline: Bool) {
         let n = bytes.count
-        require(cursor + n <= stream.count && stream[cursor..<(cursor + n)].elementsEqual(bytes),
+        require(cursor + n <= stream.count && same(stream[cursor..<(cursor + n)], bytes),
                 "frame \(hex(bytes)) is not the next \(n) bytes of the stream at \(cursor)")
         var next = cursor + n
         if byNewline {
@@ -249,7 +313,7 @@ struct HandshakeFramingRun {
         let reference = ReferenceHandshake.parse(bytes)
         switch (parsed, reference) {
         case (.client(let u, let c), .client(let ru, let rc)):
-            require(Array(u.display.utf8) == ru && Array(c.display.utf8) == rc, "client names differ from the bytes")
+            require(same(u.display.utf8, ru) && same(c.display.utf8, rc), "client names differ from the bytes")
             require(u.key == String(decoding: ru, as: UTF8.self).lowercased() && c.key == String(decoding: rc, as: UTF8.self).lowercased(),
                     "name keys are not the lowercased names")
             framing = byNewline ? .line : .raw
@@ -257,14 +321,15 @@ struct HandshakeFramingRun {
             case .accepted(let s): sink.session = s
             case .nameTaken, .pending: fuzzFail("a lone hub did not accept the first login")
             }
-            require(sink.sent == [Array(Notice.accepted.utf8) + (framing == .line ? [0x0A] : [])], "login reply \(sink.sent)")
-            sink.sent.removeAll()
+            require(sink.count == 1 && same(sink.reply(0), Notice.accepted.utf8 + (framing == .line ? [0x0A] : [])), "login reply \(sink.sent)")
+            sink.clear()
+            echoPrefix = Array(u.display.utf8) + Array(" - ".utf8)
             phase = .session
             limit = messageLimit
             framer.maxBytes = messageLimit
             model.limit = messageLimit
         case (.peer(let line), .peer):
-            require(Array(line.utf8) == bytes || String(validating: bytes, as: UTF8.self) == nil, "peer line differs from the bytes")
+            require(same(line.utf8, bytes) || String(validating: bytes, as: UTF8.self) == nil, "peer line differs from the bytes")
             handOver()
         case (.status, .status):
             handOver()
@@ -282,31 +347,41 @@ struct HandshakeFramingRun {
     mutating func handOver() {
         let rest = framer.takeBuffered()
         require(framer.bufferedBytes == 0 && !framer.hasPartial, "takeBuffered left bytes behind")
-        if inSync { require(rest == Array(stream[cursor...]), "takeBuffered \(hex(rest)) != unread \(hex(stream[cursor...]))") }
+        if inSync { require(same(rest, stream[cursor...]), "takeBuffered \(hex(rest)) != unread \(hex(stream[cursor...]))") }
         phase = .closed
     }
 
     /// One session message into the Hub: exactly one reply, or none for an empty message.
     mutating func deliver(_ frame: Frame) {
         guard let session = sink.session else { fuzzFail("no session") }
-        sink.sent.removeAll()
+        sink.clear()
         let result = hub.receive(frame, from: session)
         if case .message(let b) = frame, b.elementsEqual("/exit".utf8) {
-            require(result == .exit && sink.sent.isEmpty, "/exit")
+            require(result == .exit && sink.count == 0, "/exit")
             phase = .closed
             return
         }
         require(result == .ok, "receive returned \(result)")
-        if case .message(let b) = frame, b.isEmpty { require(sink.sent.isEmpty, "a reply to an empty message"); return }
-        require(sink.sent.count == 1, "\(sink.sent.count) replies to one message")
-        let reply = sink.sent[0]
+        if case .message(let b) = frame, b.isEmpty { require(sink.count == 0, "a reply to an empty message"); return }
+        require(sink.count == 1, "\(sink.count) replies to one message")
+        let reply = sink.reply(0)
         let newline = reply.last == 0x0A
         require(newline == (framing == .line), "reply framing: \(hex(reply)) for a \(framing) session")
-        let body = Array(newline ? reply.dropLast() : reply[...])
+        let body = newline ? reply.dropLast() : reply
         if case .message(let b) = frame, b.count <= messageLimit, TextCheck.problem(in: b) == nil {
-            require(body == Array(session.username.display.utf8) + Array(" - ".utf8) + Array(b), "echo \(hex(body)) of \(hex(b))")
+            require(body.isConcatenation(of: echoPrefix, b), "echo \(hex(body)) of \(hex(b))")
         } else {
-            require(body.starts(with: Array("* ".utf8)), "refusal without a `* ` notice: \(hex(body))")
+            require(body.count >= 2 && body[body.startIndex] == 0x2A && body[body.startIndex + 1] == 0x20,
+                    "refusal without a `* ` notice: \(hex(body))")
+        }
+    }
+
+    /// Frame equality with the bytes compared by memcmp.
+    func sameFrame(_ a: Frame?, _ b: Frame?) -> Bool {
+        switch (a, b) {
+        case (nil, nil), (.tooLong?, .tooLong?): return true
+        case (.message(let x)?, .message(let y)?): return same(x, y)
+        default: return false
         }
     }
 

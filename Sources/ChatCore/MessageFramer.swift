@@ -42,6 +42,7 @@ public struct MessageFramer {
     }
 
     public mutating func append<C: Collection>(contentsOf bytes: C) where C.Element == UInt8 {
+        if bytes.withContiguousStorageIfAvailable({ append(UnsafeRawBufferPointer($0)) }) != nil { return }
         Array(bytes).withUnsafeBytes { append($0) }
     }
 

@@ -63,7 +63,10 @@ public enum TextCheck {
         return control ? .controlCharacter : nil
     }
 
+    /// Any collection of bytes; contiguous ones (arrays, slices, a native String's UTF-8)
+    /// are read in place, others copied once.
     public static func problem<C: Collection>(in text: C) -> TextProblem? where C.Element == UInt8 {
-        Array(text).withUnsafeBytes { problem(in: $0) }
+        if let p = text.withContiguousStorageIfAvailable({ problem(in: UnsafeRawBufferPointer($0)) }) { return p }
+        return Array(text).withUnsafeBytes { problem(in: $0) }
     }
 }

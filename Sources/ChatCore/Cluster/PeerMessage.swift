@@ -99,9 +99,15 @@ extension PeerMessage {
             throw PeerCodecError.malformed("unknown verb \(LogSafe.text(verb, max: 32))")
         }
         // MSG's last field is free text (may hold spaces); every other field is one token.
-        let rest = verbEnd < bytes.count ? bytes[(verbEnd + 1)...] : []
-        let fields = rest.split(separator: 0x20, maxSplits: spec.fields - 1, omittingEmptySubsequences: false)
-            .map { String(decoding: $0, as: UTF8.self) }
+        // Cut in place into an array of the right size (no intermediate slices, no regrowth).
+        var fields: [String] = []
+        fields.reserveCapacity(spec.fields)
+        var start = verbEnd < bytes.count ? verbEnd + 1 : bytes.count
+        while fields.count < spec.fields - 1, let space = bytes[start...].firstIndex(of: 0x20) {
+            fields.append(String(decoding: bytes[start..<space], as: UTF8.self))
+            start = space + 1
+        }
+        fields.append(String(decoding: bytes[start...], as: UTF8.self))
         guard fields.count == spec.fields else { throw PeerCodecError.malformed("\(verb) takes \(spec.fields) fields") }
         return try spec.parse(Fields(fields))
     }
@@ -197,9 +203,12 @@ struct Fields: Sendable {
         guard s.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let n = UInt64(s), n <= UInt64(Int64.max) else { throw PeerCodecError.malformed("number \(LogSafe.text(s, max: 40))") }
         return n
     }
-    /// A username or chat id. Keys travel lowercased; a chat message's user keeps its case for display.
+    /// A username or chat id. Keys travel lowercased; a chat message's user keeps its case for
+    /// display. The rules of `ChatName`, checked on the bytes without building one.
     static func name(_ s: String, max: Int, keepCase: Bool = false) throws -> String {
-        guard let n = ChatName(s, maxLength: max), keepCase || n.key == s else {
+        let u = s.utf8
+        guard !u.isEmpty, u.count <= max,
+              u.allSatisfy({ ChatName.isNameByte($0) && (keepCase || !($0 >= 0x41 && $0 <= 0x5A)) }) else {
             throw PeerCodecError.malformed("name \(LogSafe.text(s, max: 70))")
         }
         return s
