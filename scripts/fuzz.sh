@@ -66,7 +66,7 @@ BIN=$(swift build --scratch-path "$SCRATCH" --show-bin-path)
 # Their objects, in one archive: the linker takes only what the harness uses. The list is
 # the dependency closure of ChatCore (Package.swift); a module a newer version adds shows
 # up as an undefined symbol at link time: add it here.
-DEPS=(DequeModule InternalCollectionsUtilities ContainersPreview Crypto CryptoBoringWrapper CCryptoBoringSSL CCryptoBoringSSLShims)
+DEPS=(Crypto CryptoBoringWrapper CCryptoBoringSSL CCryptoBoringSSLShims)
 OBJS=()
 for m in "${DEPS[@]}"; do
     [ -d "$BIN/$m.build" ] || continue
