@@ -6,9 +6,9 @@
 # Each target is one executable: its own Fuzz/<target>/*.swift, Fuzz/Support/*.swift and
 # every source of Sources/ChatCore compiled together with
 # `swiftc -sanitize=fuzzer,address -parse-as-library`, so the core is instrumented and the
-# harness sees its internal API. ChatCore's package dependencies (swift-collections'
-# DequeModule, swift-crypto's Crypto) are built once by SwiftPM in its own scratch path
-# and linked from their objects. See Fuzz/README.md.
+# harness sees its internal API. ChatCore's package dependency (swift-crypto's Crypto)
+# is built once by SwiftPM in its own scratch path
+# and linked from its objects. See Fuzz/README.md.
 #
 # Environment:
 #   FUZZ_SCRATCH         SwiftPM scratch path for the dependencies (default .build-fuzz)
