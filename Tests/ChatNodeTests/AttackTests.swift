@@ -183,6 +183,18 @@ struct AttackTests {
             try expectNextLine(alice, "bob - still here")
             // And B's names still count on A.
             try expectRefused("bob", "r", on: a, "bob is held on B")
+            // A far-ahead BYE would wait as an early message and, its gap given up after
+            // 500 ms, take B's control stream: B's later claims would go unheard on A.
+            try f.send("BYE \(bID) \(UInt64(Int64.max) - 10)")
+            try f.sync(&seq, aID)
+            for i in 0..<3 {
+                Thread.sleep(forTimeInterval: 0.4)   // spans the 500 ms hold; pacing, not synchronisation
+                try bob.send("after \(i)\n")
+                try expectNextLine(alice, "bob - after \(i)")
+            }
+            let dave = try join("dave", "r", on: b)
+            try expectRefused("dave", "r", on: a, "dave is held on B, whose CLAIM A must still hear")
+            dave.close()
         }
     }
 
