@@ -302,14 +302,17 @@ struct AttackTests {
             try awaitMesh([a, b])
             try awaitSharedNames([a, b])
             for i in 0..<300 {
-                let x = try join("x", "room\(i)", on: a)
-                let y = try join("y", "room\(i)", on: b)
+                // The last round's x and y leave as their nodes finish closing (after EOF).
+                let x = try loginWhenFree("x", "room\(i)", on: a, within: .seconds(5), "x's next room").client
+                let y = try loginWhenFree("y", "room\(i)", on: b, within: .seconds(5), "y's next room").client
                 try y.send("m\(i)\n")
                 try expectNextLine(x, "y - m\(i)")
                 try x.send("/exit\n")
                 try y.send("/exit\n")
                 _ = try x.expectClosed()
                 _ = try y.expectClosed()
+                x.close()
+                y.close()
             }
             guard let aID = a.nodeID else { throw E2EError("no id") }
             let f = try FakePeer(port: a.port, id: "f0f0f0f0f0f0f0f8")
