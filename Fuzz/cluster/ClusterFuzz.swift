@@ -47,7 +47,7 @@
 //   1 an HB listing up to 512 made-up neighbors, or 513 (malformed)
 //   2 a forged REPLY, yes or no, from the phantom or a made-up origin, for a real or
 //     phantom claimant, on a name in use or not, with the claim's real timestamp or another
-//   3 a BYE in the name of a real node (its origin forged), with FUZZ_CLUSTER_FORGE_BYE=1
+//   3 a BYE in the name of a real node (its origin forged; FUZZ_CLUSTER_FORGE_BYE=0 turns it off)
 //     only, until open finding 4 (Fuzz/README.md) is fixed; else a BYE of a made-up origin
 //   4 a LOAD with counts at Limits.maxWireCount, or past it (malformed)
 //   5 a CLAIM from a made-up origin with the earliest timestamp
@@ -135,8 +135,8 @@ final class ClusterProgram {
     /// `FUZZ_CLUSTER_HOSTILE=1` runs every input in hostile mode, `=0` none (to measure or
     /// fuzz one mode); unset, byte 0 bit 6 decides.
     static let forcedMode: Bool? = getenv("FUZZ_CLUSTER_HOSTILE").map { String(cString: $0) == "1" }
-    /// `FUZZ_CLUSTER_FORGE_BYE=1`: hostile BYEs in real nodes' names (open finding 4).
-    static let forgeRealBye = getenv("FUZZ_CLUSTER_FORGE_BYE").map { String(cString: $0) == "1" } ?? false
+    /// Hostile BYEs in real nodes' names (finding 4, fixed); `FUZZ_CLUSTER_FORGE_BYE=0` turns them off.
+    static let forgeRealBye = getenv("FUZZ_CLUSTER_FORGE_BYE").map { String(cString: $0) != "0" } ?? true
 
     /// `FUZZ_TRACE=1 .build-fuzz/fuzz/bin/cluster CRASHFILE` prints the program as it runs.
     static let tracing = getenv("FUZZ_TRACE") != nil
@@ -365,9 +365,8 @@ final class ClusterProgram {
             let s = origin == phantom ? seq() : 1
             hostileSend(node, PeerMessage.reply(Flood(origin: origin, seq: s), claimant: claimant, NameClaim(name: name, ts: ts), granted: b & 1 == 0).encoded)
         case 3:
-            // Open finding 4 (Fuzz/README.md): a BYE forged in a real node's name is sequenced
-            // before it is ignored, so it can take that node's stream. Off by default so CI
-            // stays green until the fix; FUZZ_CLUSTER_FORGE_BYE=1 turns it on.
+            // Finding 4 (Fuzz/README.md, fixed): a BYE forged in a real node's name was
+            // sequenced before it was ignored, so it could take that node's stream.
             guard ClusterProgram.forgeRealBye else {
                 hostileSend(node, PeerMessage.bye(Flood(origin: madeUpID(), seq: UInt64(a))).encoded)
                 return

@@ -184,6 +184,18 @@ struct AttackTests {
             try expectNextLine(alice, "bob - still here")
             // And B's names still count on A.
             try expectRefused("bob", "r", on: a, "bob is held on B")
+            // A far-ahead BYE would wait as an early message and, its gap given up after
+            // 500 ms, take B's control stream: B's later claims would go unheard on A.
+            try f.send("BYE \(bID) \(UInt64(Int64.max) - 10)")
+            try f.sync(&seq, aID)
+            for i in 0..<3 {
+                Thread.sleep(forTimeInterval: 0.4)   // spans the 500 ms hold; pacing, not synchronisation
+                try bob.send("after \(i)\n")
+                try expectNextLine(alice, "bob - after \(i)")
+            }
+            let dave = try join("dave", "r", on: b)
+            try expectRefused("dave", "r", on: a, "dave is held on B, whose CLAIM A must still hear")
+            dave.close()
         }
     }
 
@@ -291,14 +303,17 @@ struct AttackTests {
             try awaitMesh([a, b])
             try awaitSharedNames([a, b])
             for i in 0..<300 {
-                let x = try join("x", "room\(i)", on: a)
-                let y = try join("y", "room\(i)", on: b)
+                // The last round's x and y leave as their nodes finish closing (after EOF).
+                let x = try loginWhenFree("x", "room\(i)", on: a, within: .seconds(5), "x's next room").client
+                let y = try loginWhenFree("y", "room\(i)", on: b, within: .seconds(5), "y's next room").client
                 try y.send("m\(i)\n")
                 try expectNextLine(x, "y - m\(i)")
                 try x.send("/exit\n")
                 try y.send("/exit\n")
                 _ = try x.expectClosed()
                 _ = try y.expectClosed()
+                x.close()
+                y.close()
             }
             guard let aID = a.nodeID else { throw E2EError("no id") }
             let f = try FakePeer(port: a.port, id: "f0f0f0f0f0f0f0f8")

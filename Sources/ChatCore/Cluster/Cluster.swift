@@ -204,6 +204,14 @@ public final class Cluster {
     private func ingest(_ f: Flood, room: String?, raw: UnsafeRawBufferPointer, from neighbor: NodeID, nowMs: UInt64,
                         wallMs: UInt64, message: () -> PeerMessage, applyNow: () throws -> Void) throws {
         if f.origin == me { return }
+        // A neighbor says BYE on its own link. A BYE for it by another path (a member
+        // forging its id, or a copy that overtook the real one) is dropped before it is
+        // sequenced: held as an early message, a far-ahead seq would otherwise take the
+        // neighbor's control stream when its gap is given up (docs/cluster-protocol.md §5).
+        if room == nil, neighbors.contains(f.origin), neighbor != f.origin, case .bye = message() {
+            onEvent?(.byeIgnored(origin: f.origin, via: neighbor))
+            return
+        }
         if let until = departed[f.origin] {
             if nowMs < until { return }
             departed[f.origin] = nil
