@@ -323,8 +323,9 @@ struct AttackTests {
             try f.client.send(flood)
             try f.sync(&seq, aID)
             f.client.close()
-            // Origins time out after 1 s; rooms that emptied are forgotten at their ROOM -.
-            _ = try retry(for: .seconds(10), every: .milliseconds(200), "A and B to forget the rooms and origins") { () -> Bool? in
+            // Origins time out after 1 s; streams idle for 10 peer timeouts (10 s) are forgotten,
+            // and a room's numbering after twice that and a STATE period (30 s), at a sweep.
+            _ = try retry(for: .seconds(55), every: .milliseconds(500), "A and B to forget the rooms and origins") { () -> Bool? in
                 let ta = (try status(of: a, secretFile: nil)["totals"] as? [String: Any]) ?? [:]
                 let tb = (try status(of: b, secretFile: nil)["totals"] as? [String: Any]) ?? [:]
                 let counts = [ta["cluster_streams"], ta["room_sequences"], tb["cluster_streams"], tb["room_sequences"], ta["cluster_nodes"]]

@@ -82,6 +82,8 @@ public final class Cluster {
     private var hlc = HybridClock()
     private var controlSeq: UInt64 = 0
     private var roomSeqs: [String: UInt64] = [:]
+    /// Rooms of `roomSeqs` without local members, and since when (swept with the streams).
+    private var roomSeqsUnusedSince: [String: UInt64] = [:]
     private var lastHeartbeatMs: UInt64 = 0
 
     struct PendingClaim {
@@ -113,7 +115,12 @@ public final class Cluster {
     /// STATEs per second sent because a link or an origin appeared (burst twice that).
     static let statesPerSecond = 4
     /// A chat stream that carried nothing for this long is forgotten.
-    static let streamIdleMs: UInt64 = 60_000
+    /// (Ten peer timeouts: far longer than any late copy can take.)
+    var streamIdleMs: UInt64 { 10 * peerTimeoutMs }
+    /// A room of ours with no member for this long stops being numbered: by then every
+    /// node has forgotten our stream in it (`streamIdleMs`, checked every `stateEveryMs`),
+    /// so its next message can start a new stream at 1.
+    var roomSequenceIdleMs: UInt64 { 2 * streamIdleMs + Cluster.stateEveryMs }
     /// Most rooms of one LOAD kept for status.
     static let maxLoadRooms = 100_000
 
@@ -358,8 +365,6 @@ public final class Cluster {
             }
         case let .room(_, joined, room):
             if joined { nodes[o]?.rooms.insert(room) } else { nodes[o]?.rooms.remove(room) }
-            // Its stream in the room ends here: when the room comes back there it starts at 1.
-            nodes[o]?.chat[room] = nil
         case let .claim(_, c):
             hlc.observe(c.ts, wallMs: wallMs)
             let (yes, lost) = registry.answer(c, from: o, nowMs: nowMs)
@@ -513,10 +518,23 @@ public final class Cluster {
     /// transit node's view of traffic it only forwarded) are forgotten: their next message
     /// starts them afresh.
     private func forgetIdleStreams(nowMs: UInt64) {
-        guard nowMs > Cluster.streamIdleMs else { return }
-        let cutoff = nowMs - Cluster.streamIdleMs
+        forgetUnusedRoomSequences(nowMs: nowMs)
+        guard nowMs > streamIdleMs else { return }
+        let cutoff = nowMs - streamIdleMs
         for (id, n) in nodes where n.chat.values.contains(where: { $0.lastMs < cutoff && $0.held.isEmpty }) {
             nodes[id]!.chat = n.chat.filter { $0.value.lastMs >= cutoff || !$0.value.held.isEmpty }
+        }
+    }
+
+    /// Our numbering of rooms that have had no local member for `roomSequenceIdleMs`.
+    private func forgetUnusedRoomSequences(nowMs: UInt64) {
+        for room in roomSeqs.keys {
+            if hub.rooms[room] != nil { roomSeqsUnusedSince[room] = nil; continue }
+            guard let since = roomSeqsUnusedSince[room] else { roomSeqsUnusedSince[room] = nowMs; continue }
+            if nowMs >= since + roomSequenceIdleMs {
+                roomSeqs[room] = nil
+                roomSeqsUnusedSince[room] = nil
+            }
         }
     }
 
@@ -592,10 +610,10 @@ public final class Cluster {
 
     func roomChanged(_ roomKey: String, joined: Bool) {
         if !joined {
-            // Streams of a room we no longer follow start afresh if it comes back, and so
-            // does ours: every node forgets our stream in the room at this ROOM -.
+            // Streams of a room we no longer follow start afresh if it comes back. Ours keeps
+            // its numbering until every node has forgotten it (`forgetUnusedRoomSequences`):
+            // a copy of an old message still on its way must not pass for a new one.
             for id in nodes.keys { nodes[id]!.chat[roomKey] = nil }
-            roomSeqs[roomKey] = nil
         }
         flood(.room(next(), joined: joined, room: roomKey))
     }
