@@ -178,7 +178,7 @@ public final class Cluster {
         var raw = String(line)
         try raw.withUTF8 { raw in
             try ingest(f, room: msg.chatRoom, raw: UnsafeRawBufferPointer(raw), from: neighbor, nowMs: nowMs,
-                       wallMs: wallMs, message: { msg }, applyNow: { try self.apply(msg, f, from: neighbor, nowMs: nowMs, wallMs: wallMs) })
+                       wallMs: wallMs, message: { msg }, applyNow: { try self.apply(msg, f, nowMs: nowMs, wallMs: wallMs) })
         }
     }
 
@@ -271,9 +271,9 @@ public final class Cluster {
             if stream.held.count > Cluster.maxHeld { after = Cluster.giveUpGap(&stream) }
         }
         store(stream, origin: f.origin, room: room)
-        for m in before { try apply(m, m.flood!, from: neighbor, nowMs: nowMs, wallMs: wallMs) }
+        for m in before { try apply(m, m.flood!, nowMs: nowMs, wallMs: wallMs) }
         if current { try applyNow() }
-        for m in after { try apply(m, m.flood!, from: neighbor, nowMs: nowMs, wallMs: wallMs) }
+        for m in after { try apply(m, m.flood!, nowMs: nowMs, wallMs: wallMs) }
         if isNew && nodes[f.origin] != nil {
             // A node we did not know (a join, or a partition healing): claims wait for it from
             // now on (not for the message that made it known: a stranger's first word is no
@@ -310,7 +310,7 @@ public final class Cluster {
             for (room, var st) in due {
                 let ready = Cluster.giveUpGap(&st)
                 store(st, origin: id, room: room)
-                for m in ready { try? apply(m, m.flood!, from: nil, nowMs: nowMs, wallMs: wallMs) }
+                for m in ready { try? apply(m, m.flood!, nowMs: nowMs, wallMs: wallMs) }
             }
         }
     }
@@ -324,9 +324,8 @@ public final class Cluster {
         !u.isEmpty && u.count <= hub.limits.maxMessageBytes && TextCheck.problem(in: u) == nil
     }
 
-    /// Handles one message in its origin's order; `from` is the neighbor it came from (nil
-    /// when it waited for a gap and the neighbor no longer matters).
-    private func apply(_ msg: PeerMessage, _ f: Flood, from neighbor: NodeID?, nowMs: UInt64, wallMs: UInt64) throws {
+    /// Handles one message in its origin's order.
+    private func apply(_ msg: PeerMessage, _ f: Flood, nowMs: UInt64, wallMs: UInt64) throws {
         let o = f.origin
         switch msg {
         case .hello, .auth, .error:
@@ -383,13 +382,9 @@ public final class Cluster {
         case let .release(_, c):
             registry.release(c, holder: o)
         case .bye:
-            // A neighbor says goodbye on its own link; a BYE for it by another path is forged
-            // (or overtook the real one, which follows). Elsewhere a BYE ends only what this
-            // node knows of that incarnation, and only for `departedMs`.
-            if neighbors.contains(o) && neighbor != o {
-                if let neighbor { onEvent?(.byeIgnored(origin: o, via: neighbor)) }
-                return
-            }
+            // A BYE ends only what this node knows of that incarnation, and only for
+            // `departedMs`. (One for a neighbor by another path never gets here: `ingest`
+            // drops it before it is sequenced.)
             drop(o, until: nowMs + Cluster.departedMs)
         case let .load(_, sessions, rooms):
             nodes[o]?.sessions = sessions
