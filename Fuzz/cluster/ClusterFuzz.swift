@@ -54,9 +54,9 @@
 //   6 a STATE from a made-up origin holding every name, earliest
 //   7 a malformed line (a valid one cut short, or bytes)
 // Its invariants, on top of the ones above (the end-state agreement is not owed: the
-// phantom contradicts itself): after every op each node tracks at most Cluster.maxNodes
-// others (plus its direct links), each with at most Cluster.maxHeld held messages, at most maxClusterNodes
-// neighbors and Cluster.maxLoadRooms load rooms; it names only nodes it tracks to the
+// phantom contradicts itself): after every op each node tracks at most Limits.maxClusterNodes
+// others (plus its direct links), each with at most Tunables.maxHeldPerStream held messages, at most maxClusterNodes
+// neighbors and Tunables.maxLoadRooms load rooms; it names only nodes it tracks to the
 // runtime's dialers (FuzzNode.learned), at most maxNodes plus its links; and, in both modes,
 // every login is answered (200 or 403) once claimAnswerMs + peerTimeoutMs + 2 resends have
 // passed since it was first seen waiting (checked after every clock advance, on the nodes
@@ -399,11 +399,11 @@ final class ClusterProgram {
     func checkBounds() {
         for a in net.live {
             let c = net[a].cluster
-            require(c.nodes.count <= Cluster.maxNodes + c.neighbors.count, "op \(ops): node \(a) tracks \(c.nodes.count) nodes")
+            require(c.nodes.count <= Limits.maxClusterNodes + c.neighbors.count, "op \(ops): node \(a) tracks \(c.nodes.count) nodes")
             for (id, remote) in c.nodes {
-                require(remote.control.held.count <= Cluster.maxHeld + 1, "op \(ops): node \(a) holds \(remote.control.held.count) messages of \(id)")
+                require(remote.control.held.count <= Tunables.maxHeldPerStream + 1, "op \(ops): node \(a) holds \(remote.control.held.count) messages of \(id)")
                 require(remote.neighbors.count <= Limits.maxClusterNodes, "op \(ops): node \(a) keeps \(remote.neighbors.count) neighbors of \(id)")
-                require(remote.roomMembers.count <= Cluster.maxLoadRooms, "op \(ops): node \(a) keeps \(remote.roomMembers.count) load rooms of \(id)")
+                require(remote.roomMembers.count <= Tunables.maxLoadRooms, "op \(ops): node \(a) keeps \(remote.roomMembers.count) load rooms of \(id)")
                 require(remote.sessions <= Limits.maxWireCount, "op \(ops): node \(a) keeps a session count \(remote.sessions) for \(id)")
             }
         }
@@ -418,7 +418,7 @@ final class ClusterProgram {
             waitingSince[s.serial] = since
             guard ticked.contains(s.node) else { continue }
             let c = net[s.node].cluster
-            let bound = c.claimAnswerMs + c.peerTimeoutMs + 2 * Cluster.claimResendMs
+            let bound = c.claimAnswerMs + c.peerTimeoutMs + 2 * Tunables.claimResendMs
             require(net.nowMs - since <= bound,
                     "op \(ops): the login of \(s.display) on node \(s.node) has waited \(net.nowMs - since) ms (bound \(bound))\n\(dump())")
         }

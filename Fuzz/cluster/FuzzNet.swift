@@ -81,7 +81,7 @@ final class FuzzNode: ClusterTransport {
 
     func send(_ line: Payload, to neighbor: NodeID) { net.enqueue(from: index, to: neighbor, line) }
     /// Addresses the core told the runtime to dial, by node: the runtime keeps one dialer per
-    /// entry, so the core must only name nodes it tracks or links to (at most `Cluster.maxNodes`
+    /// entry, so the core must only name nodes it tracks or links to (at most `Limits.maxClusterNodes`
     /// plus its links).
     var learnedAddresses: [NodeID: String] = [:]
     func learned(node: NodeID, address: String) {
@@ -90,11 +90,11 @@ final class FuzzNode: ClusterTransport {
         require(HostPort(address) != nil, "node \(index) learned an address that is not host:port: \(address.debugDescription)")
         learnedAddresses[node] = address
         // What the runtime's dialer list holds: the learned nodes still tracked.
-        if learnedAddresses.count > Cluster.maxNodes {
+        if learnedAddresses.count > Limits.maxClusterNodes {
             learnedAddresses = learnedAddresses.filter { cluster.nodes[$0.key] != nil || cluster.neighbors.contains($0.key) }
         }
         // A direct link is tracked even when maxNodes others already are (Cluster.linkUp).
-        require(learnedAddresses.count <= Cluster.maxNodes + cluster.neighbors.count,
+        require(learnedAddresses.count <= Limits.maxClusterNodes + cluster.neighbors.count,
                 "node \(index) has \(learnedAddresses.count) learned addresses (\(cluster.neighbors.count) links)")
     }
 }

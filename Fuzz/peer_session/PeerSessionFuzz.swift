@@ -13,7 +13,7 @@
 //
 // Invariants: no crash (no trap on any number, no overflow in the status report);
 // a secret-mode link never opens; every line the node sends decodes; the node tracks at
-// most `Cluster.maxNodes` others and its HB-learned neighbor sets are bounded; the status
+// most `Limits.maxClusterNodes` others and its HB-learned neighbor sets are bounded; the status
 // report holds no raw control character and is bounded by what the node may hold; a
 // local login is answered (200 or 403) once the clock has passed the claim answer
 // deadline; the session reports at most one terminal event and nothing after it.
@@ -124,7 +124,7 @@ public func peerSessionFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 
             cluster.tick(nowMs: nowMs)
         }
         if reads == 4 { login() }
-        require(cluster.nodes.count <= Cluster.maxNodes, "tracks \(cluster.nodes.count) nodes")
+        require(cluster.nodes.count <= Limits.maxClusterNodes, "tracks \(cluster.nodes.count) nodes")
     }
     require(terminal <= 1 && !afterTerminal, "events after the session ended")
     require(!(secret && session.established), "a secret-mode session is established")
@@ -145,7 +145,7 @@ public func peerSessionFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 
     // The link is gone; time passes: a login waiting on the cluster is answered.
     login()
     if let remote { cluster.linkDown(remote, nowMs: nowMs) }
-    let deadline = nowMs + cluster.claimAnswerMs + cluster.peerTimeoutMs + 2 * Cluster.claimResendMs
+    let deadline = nowMs + cluster.claimAnswerMs + cluster.peerTimeoutMs + 2 * Tunables.claimResendMs
     while nowMs <= deadline {
         nowMs += 500
         cluster.tick(nowMs: nowMs)

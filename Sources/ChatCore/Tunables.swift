@@ -1,5 +1,6 @@
 /// Every tunable of a node that is not a client limit (those are `Limits`, with their flags):
-/// peer-link defaults, runtime timings, endpoint caps and loop buffer sizes, one line each.
+/// peer-link defaults, cluster protocol timings and caps, runtime timings, endpoint caps and
+/// loop buffer sizes, one line each.
 /// The command line (`ServerCommand`), `NodeConfiguration` and the runtime read them from
 /// here; nothing else spells these numbers (CONTRIBUTING.md, "Where things go").
 public enum Tunables {
@@ -25,6 +26,31 @@ public enum Tunables {
     public static let dialDuplicateRetryMs: UInt64 = 1000
     /// How far ahead of the local wall clock a received timestamp may move the hybrid clock.
     public static let maxClockDriftMs: UInt64 = 60_000
+
+    // MARK: Cluster protocol (docs/cluster-protocol.md §4, §5)
+
+    /// How long an early message waits for the ones before it in its origin's stream.
+    public static let streamHoldMs: UInt64 = 500
+    /// Past this many early messages in one stream, its gap is given up at once.
+    public static let maxHeldPerStream = 10_000
+    /// For this long after a link came or went, a new chat stream's first message may not be its earliest.
+    public static let topologySettleMs: UInt64 = 2000
+    /// A chat stream that carried nothing for this many peer timeouts is forgotten.
+    public static let streamIdlePeerTimeouts: UInt64 = 10
+    /// How often a node repeats its whole STATE; claims in flight not heard of again for this long are forgotten.
+    public static let stateEveryMs: UInt64 = 10_000
+    /// STATEs per second sent because a link or an origin appeared (burst twice that).
+    public static let statesPerSecond = 4
+    /// How often a node shares its member counts (LOAD), when they changed.
+    public static let loadEveryMs: UInt64 = 2000
+    /// Most rooms of one LOAD kept for status.
+    public static let maxLoadRooms = 100_000
+    /// How often an unanswered CLAIM is sent again (replies lost with a link).
+    public static let claimResendMs: UInt64 = 1000
+    /// How long the messages of a node that said BYE, or did not answer a claim, are ignored.
+    public static let departedMs: UInt64 = 10_000
+    /// Chat origins' node ids kept by value (a MSG then allocates no id); past it the cache is emptied.
+    public static let maxChatOriginIDs = 4096
 
     // MARK: Node runtime
 

@@ -241,7 +241,7 @@ public final class Node {
         case .tooManyNodes(let id):
             loop.stats.originsRefused += 1
             refusal("ignoring a new origin: the cluster is at its node limit", level: .warning,
-                    metadata: ["origin": "\(id)", "limit": "\(Cluster.maxNodes)"])
+                    metadata: ["origin": "\(id)", "limit": "\(Limits.maxClusterNodes)"])
         case .unresponsive(let id):
             refusal("node did not answer a claim within the peer timeout; treating it as failed", level: .warning,
                     metadata: ["node": "\(id)"])

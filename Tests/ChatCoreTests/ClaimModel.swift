@@ -675,7 +675,7 @@ struct ClaimModelCanon {
     static var shapes: [(String, Any, [String])] { [
         ("Cluster.RemoteNode", Cluster.RemoteNode(advertise: "", lastHeardMs: 0),
          ["advertise", "neighbors", "rooms", "sessions", "roomMembers", "lastHeardMs", "control", "chat"]),
-        ("Cluster.Stream", Cluster.Stream(), ["delivered", "started", "held", "lastMs"]),
+        ("OriginStream", OriginStream(), ["delivered", "started", "held", "lastMs"]),
         ("Cluster.PendingClaim", Cluster.PendingClaim(ts: 0, waiting: [:], sentMs: 0, startedUs: 0),
          ["ts", "waiting", "sentMs", "startedUs"]),
         ("ClaimRegistry", ClaimRegistry(me: NodeID("0000000000000000")!), ["me", "records"]),
@@ -707,7 +707,7 @@ struct ClaimModelCanon {
         out += "}"
     }
 
-    private mutating func stream(_ st: Cluster.Stream) {
+    private mutating func stream(_ st: OriginStream) {
         out += "\(st.delivered)\(st.started ? "s" : "-")@\(st.lastMs)"
         if !st.held.isEmpty {
             for k in st.held.keys.sorted() { out += "h\(k)@\(st.held[k]!.deadlineMs):\(st.held[k]!.0.encoded)" }

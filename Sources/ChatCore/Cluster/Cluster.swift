@@ -1,6 +1,6 @@
 /// What the runtime logs (rate-limited) or counts about the cluster's defences.
 public enum ClusterEvent: Equatable, Sendable {
-    /// A message of a new origin was ignored: the node already tracks `Cluster.maxNodes`.
+    /// A message of a new origin was ignored: the node already tracks `Limits.maxClusterNodes`.
     case tooManyNodes(NodeID)
     /// A node that is heard from did not answer a claim within the peer timeout.
     case unresponsive(NodeID)
@@ -40,91 +40,47 @@ public final class Cluster {
         public var sessions = 0
         public var roomMembers: [String: Int] = [:]
         public var lastHeardMs: UInt64
-        /// Its control stream, and its chat stream in each room, as seen here.
-        var control = Stream()
-        var chat: [String: Stream] = [:]
+        /// Its control stream, and its chat stream in each room, as seen here (`OriginStream.swift`).
+        var control = OriginStream()
+        var chat: [String: OriginStream] = [:]
     }
 
-    /// One origin's numbered stream (docs/cluster-protocol.md §4): everything up to
-    /// `delivered` was handled in order; later messages that arrived early wait in `held`
-    /// for the gap to fill (a message still on its way by a longer path), at most `holdMs`.
-    struct Stream {
-        /// Zero until the first message: the first one seen sets the start.
-        var delivered: UInt64 = 0
-        var started = false
-        var held: [UInt64: (PeerMessage, deadlineMs: UInt64)] = [:]
-        /// When its last message came: chat streams idle for `streamIdleMs` are forgotten.
-        var lastMs: UInt64 = 0
+    /// When a link last came or went, here or (by a changed HB) anywhere: for
+    /// `Tunables.topologySettleMs` after it a new chat stream may not start at its first message.
+    private(set) var lastTopologyChangeMs: UInt64 = 0
 
-        func seen(_ seq: UInt64) -> Bool { (started && seq <= delivered) || held[seq] != nil }
-    }
-    /// How long an early message waits for the ones before it.
-    static let holdMs: UInt64 = 500
-    /// For this long after a link came or went, a new stream's first message may not be its earliest.
-    static let settleMs: UInt64 = 2000
-    private var lastTopologyChangeMs: UInt64 = 0
-    /// Past this many early messages in one stream, the gap is given up at once.
-    static let maxHeld = 10_000
-
-    public private(set) var nodes: [NodeID: RemoteNode] = [:]
+    public internal(set) var nodes: [NodeID: RemoteNode] = [:]
     /// Nodes with a link to this one.
     public private(set) var neighbors: Set<NodeID> = []
-    public private(set) var registry: ClaimRegistry
+    public internal(set) var registry: ClaimRegistry
     /// Nodes that said BYE or did not answer a claim, until when their messages are ignored
     /// (late copies of a departed node's messages; docs/cluster-protocol.md §5).
     private var departed: [NodeID: UInt64] = [:]
-    /// A STATE a new origin asked for, waiting for `stateMinIntervalMs` to pass.
+    /// A STATE a new origin asked for, waiting for the budget to allow it.
     private var stateWanted = false
-    /// Paces the STATEs that new links and origins ask for (`statesPerSecond`, burst 2×).
-    private var stateBudget = RateLimiter(rate: Cluster.statesPerSecond, nowMs: 0)
+    /// Paces the STATEs that new links and origins ask for (`Tunables.statesPerSecond`, burst 2×).
+    private var stateBudget = RateLimiter(rate: Tunables.statesPerSecond, nowMs: 0)
     /// Something the runtime should log or count (bounded by the runtime's log limiter).
     public var onEvent: ((ClusterEvent) -> Void)?
-    private var hlc = HybridClock()
+    var hlc = HybridClock()
     private var controlSeq: UInt64 = 0
-    private var roomSeqs: [String: UInt64] = [:]
+    var roomSeqs: [String: UInt64] = [:]
     /// Rooms of `roomSeqs` without local members, and since when (swept with the streams).
-    private var roomSeqsUnusedSince: [String: UInt64] = [:]
+    var roomSeqsUnusedSince: [String: UInt64] = [:]
     private var lastHeartbeatMs: UInt64 = 0
 
-    struct PendingClaim {
-        var ts: UInt64
-        /// Nodes whose answer the claim waits for, and since when (monotonic ms).
-        var waiting: [NodeID: UInt64]
-        var sentMs: UInt64
-        let startedUs: UInt64
-    }
     /// Called with the microseconds each claim that asked the cluster took to settle (metrics).
     public var onClaimSettled: ((UInt64) -> Void)?
     /// A precise monotonic clock in microseconds, for claim latency.
     public var preciseNowUs: () -> UInt64 = { 0 }
     private var lastLoad = ""
     private var lastLoadMs: UInt64 = 0
-    /// How often member counts are shared, when they changed.
-    static let loadEveryMs: UInt64 = 2000
-    /// How often a node repeats its whole state; claims in flight not heard of again for
-    /// this long are forgotten (their node resends them every second while they wait).
-    static let stateEveryMs: UInt64 = 10_000
     private var lastStateMs: UInt64 = 0
-    private var pending: [String: PendingClaim] = [:]
-    /// How often an unanswered claim is sent again (replies lost with a link).
-    static let claimResendMs: UInt64 = 1000
-    /// Most remote nodes one node tracks; messages of further origins are ignored.
-    public static let maxNodes = Limits.maxClusterNodes
-    /// How long the messages of a node that said BYE, or did not answer a claim, are ignored.
-    public static let departedMs: UInt64 = 10_000
-    /// STATEs per second sent because a link or an origin appeared (burst twice that).
-    static let statesPerSecond = 4
-    /// A chat stream that carried nothing for this long is forgotten.
-    /// (Ten peer timeouts: far longer than any late copy can take.)
-    var streamIdleMs: UInt64 { 10 * peerTimeoutMs }
-    /// A room of ours with no member for this long stops being numbered: by then every
-    /// node has forgotten our stream in it (`streamIdleMs`, checked every `stateEveryMs`),
-    /// so its next message can start a new stream at 1.
-    var roomSequenceIdleMs: UInt64 { 2 * streamIdleMs + Cluster.stateEveryMs }
-    /// Most rooms of one LOAD kept for status.
-    static let maxLoadRooms = 100_000
+    /// Local logins' claims waiting for the cluster's answers (`Cluster+Claims.swift`).
+    var pending: [String: PendingClaim] = [:]
 
-    public init(me: NodeID, advertise: String, hub: Hub, heartbeatMs: UInt64 = 1000, peerTimeoutMs: UInt64 = 3000) {
+    public init(me: NodeID, advertise: String, hub: Hub, heartbeatMs: UInt64 = Tunables.heartbeatMs,
+                peerTimeoutMs: UInt64 = Tunables.peerTimeoutMs) {
         self.me = me
         self.advertise = advertise
         self.hub = hub
@@ -132,10 +88,6 @@ public final class Cluster {
         self.peerTimeoutMs = peerTimeoutMs
         registry = ClaimRegistry(me: me)
     }
-
-    /// How long a claim waits for one node's answer (asked, then asked again every
-    /// `claimResendMs`) before that node counts as failed: the peer timeout and one resend.
-    public var claimAnswerMs: UInt64 { peerTimeoutMs + Cluster.claimResendMs }
 
     /// Nodes this one believes alive, itself excluded.
     public var liveNodes: [NodeID] { Array(nodes.keys) }
@@ -177,8 +129,8 @@ public final class Cluster {
         }
         var raw = String(line)
         try raw.withUTF8 { raw in
-            try ingest(f, room: msg.chatRoom, raw: UnsafeRawBufferPointer(raw), from: neighbor, nowMs: nowMs,
-                       wallMs: wallMs, message: { msg }, applyNow: { try self.apply(msg, f, nowMs: nowMs, wallMs: wallMs) })
+            try ingest(.decoded(msg), f, room: msg.chatRoom, raw: UnsafeRawBufferPointer(raw), from: neighbor,
+                       nowMs: nowMs, wallMs: wallMs)
         }
     }
 
@@ -187,15 +139,13 @@ public final class Cluster {
     /// Strings for its text or the message enum (`PeerChat`); anything else, or a MSG that
     /// has to wait for an earlier one, takes the general path.
     public func receive(bytes: UnsafeRawBufferPointer, from neighbor: NodeID, nowMs: UInt64, wallMs: UInt64) throws {
-        if idCache.count > 4096 { idCache.removeAll() }
+        if idCache.count > Tunables.maxChatOriginIDs { idCache.removeAll() }
         guard let c = try PeerChat.parse(bytes, ids: &idCache) else {
             guard let text = String(validating: bytes, as: UTF8.self) else { throw PeerCodecError.malformed("line is not UTF-8") }
             return try receive(line: Substring(text), from: neighbor, nowMs: nowMs, wallMs: wallMs)
         }
         guard acceptableChat(c.text) else { throw PeerCodecError.malformed("chat text refused by the text rules") }
-        try ingest(c.flood, room: c.room, raw: bytes, from: neighbor, nowMs: nowMs, wallMs: wallMs,
-                   message: { .chat(c.flood, room: c.room, user: c.user, text: String(decoding: c.text, as: UTF8.self)) },
-                   applyNow: { self.stats.fastChat += 1; self.hub.deliverRemote(roomKey: c.room, user: c.user, text: c.text) })
+        try ingest(.chat(c), c.flood, room: c.room, raw: bytes, from: neighbor, nowMs: nowMs, wallMs: wallMs)
     }
 
     /// Node ids of chat origins by value, so a MSG does not allocate its origin's id.
@@ -204,76 +154,38 @@ public final class Cluster {
     struct Stats { var fastChat = 0 }
     private(set) var stats = Stats()
 
-    /// The flooding rules for one message (docs/cluster-protocol.md §4): de-duplication,
-    /// forwarding, and delivery in each origin's order, holding early messages back.
-    /// `applyNow` handles this message when it is in order; `message` builds it when it
-    /// must wait.
-    private func ingest(_ f: Flood, room: String?, raw: UnsafeRawBufferPointer, from neighbor: NodeID, nowMs: UInt64,
-                        wallMs: UInt64, message: () -> PeerMessage, applyNow: () throws -> Void) throws {
-        if f.origin == me { return }
-        // A neighbor says BYE on its own link. A BYE for it by another path (a member
-        // forging its id, or a copy that overtook the real one) is dropped before it is
-        // sequenced: held as an early message, a far-ahead seq would otherwise take the
-        // neighbor's control stream when its gap is given up (docs/cluster-protocol.md §5).
-        if room == nil, neighbors.contains(f.origin), neighbor != f.origin, case .bye = message() {
-            onEvent?(.byeIgnored(origin: f.origin, via: neighbor))
-            return
+    /// A received message as it was read: decoded, or chat read straight from its bytes.
+    enum Incoming {
+        case decoded(PeerMessage)
+        case chat(PeerChat)
+
+        var isBye: Bool {
+            if case .decoded(.bye) = self { return true }
+            return false
         }
-        if let until = departed[f.origin] {
-            if nowMs < until { return }
-            departed[f.origin] = nil
-        }
-        var isNew = false
-        if nodes[f.origin] == nil {
-            // Every origin costs state on every node: past the bound, strangers are ignored
-            // (and not forwarded) until known nodes time out.
-            guard nodes.count < Cluster.maxNodes else {
-                onEvent?(.tooManyNodes(f.origin))
-                return
+
+        /// The message itself, built only when it has to wait for an earlier one.
+        var message: PeerMessage {
+            switch self {
+            case .decoded(let msg): return msg
+            case .chat(let c): return .chat(c.flood, room: c.room, user: c.user, text: String(decoding: c.text, as: UTF8.self))
             }
-            nodes[f.origin] = RemoteNode(advertise: "", lastHeardMs: nowMs)
-            isNew = true
         }
-        nodes[f.origin]!.lastHeardMs = nowMs
-        var stream = room.map { nodes[f.origin]!.chat[$0] ?? Stream() } ?? nodes[f.origin]!.control
-        stream.lastMs = nowMs
+    }
+
+    /// The flooding rules for one message (docs/cluster-protocol.md §4), step by step:
+    /// admission of its origin, de-duplication, forwarding, and delivery in its origin's
+    /// order, holding early messages back (`Cluster+Streams.swift`).
+    private func ingest(_ m: Incoming, _ f: Flood, room: String?, raw: UnsafeRawBufferPointer, from neighbor: NodeID,
+                        nowMs: UInt64, wallMs: UInt64) throws {
+        guard let isNew = admit(f, isBye: m.isBye, from: neighbor, nowMs: nowMs) else { return }
         // A copy that came by another path: links are FIFO, so copies are all a flood costs.
-        if stream.seen(f.seq) { return }
-        let forwardTo = targets(origin: f.origin, from: neighbor, room: room)
-        if !forwardTo.isEmpty {
-            let payload = Payload.line(prefix: [], text: raw)
-            for q in forwardTo { transport?.send(payload, to: q) }
-        }
-        var before: [PeerMessage] = [], after: [PeerMessage] = []
-        var current = false
-        // A stream's first message starts it, unless the topology just changed: then an
-        // earlier message may still be on its way by the old, longer path.
-        // (Chat only: control messages are never held back at a stream's start.)
-        let mayHaveEarlier = room != nil && !stream.started && f.seq > 1 && nowMs < lastTopologyChangeMs + Cluster.settleMs
-        if (!stream.started && !mayHaveEarlier) || (stream.started && f.seq == stream.delivered + 1)
-            || (!stream.started && stream.held.isEmpty == false && f.seq < stream.held.keys.min()!) {
-            if !stream.started {
-                for seq in stream.held.keys.sorted() where seq < f.seq {
-                    before.append(stream.held.removeValue(forKey: seq)!.0)
-                }
-            }
-            stream.started = true
-            stream.delivered = f.seq
-            current = true
-            while !stream.held.isEmpty, let (next, _) = stream.held.removeValue(forKey: stream.delivered + 1) {
-                stream.delivered += 1
-                after.append(next)
-            }
-        } else {
-            // Early: an earlier message is still on its way by a longer path (a shortcut link
-            // just came up). Wait for it, briefly.
-            stream.held[f.seq] = (message(), nowMs + Cluster.holdMs)
-            if stream.held.count > Cluster.maxHeld { after = Cluster.giveUpGap(&stream) }
-        }
-        store(stream, origin: f.origin, room: room)
-        for m in before { try apply(m, m.flood!, nowMs: nowMs, wallMs: wallMs) }
-        if current { try applyNow() }
-        for m in after { try apply(m, m.flood!, nowMs: nowMs, wallMs: wallMs) }
+        guard var stream = unseenStream(f, room: room, nowMs: nowMs) else { return }
+        forward(raw, origin: f.origin, room: room, from: neighbor)
+        let ready = order(m, f, room: room, in: &stream, nowMs: nowMs)
+        try applyHeld(ready.before, nowMs: nowMs, wallMs: wallMs)
+        if ready.current { try handle(m, f, nowMs: nowMs, wallMs: wallMs) }
+        try applyHeld(ready.after, nowMs: nowMs, wallMs: wallMs)
         if isNew && nodes[f.origin] != nil {
             // A node we did not know (a join, or a partition healing): claims wait for it from
             // now on (not for the message that made it known: a stranger's first word is no
@@ -283,36 +195,60 @@ public final class Cluster {
         }
     }
 
-    private func store(_ stream: Stream, origin: NodeID, room: String?) {
-        guard nodes[origin] != nil else { return }
-        if let room { nodes[origin]!.chat[room] = stream } else { nodes[origin]!.control = stream }
-    }
-
-    /// Skips a gap that did not fill: hands out what waited, in order. The missing messages
-    /// are lost (never reordered); late copies of them count as seen.
-    private static func giveUpGap(_ stream: inout Stream) -> [PeerMessage] {
-        var out: [PeerMessage] = []
-        for seq in stream.held.keys.sorted() where !stream.started || seq > stream.delivered {
-            out.append(stream.held[seq]!.0)
-            stream.delivered = seq
+    /// Steps 1 and 2 of §4: whether a message of this origin is taken at all, tracking the
+    /// origin (and when it was last heard). Nil: ignore it, and do not forward it; true:
+    /// the message made its origin known.
+    private func admit(_ f: Flood, isBye: Bool, from neighbor: NodeID, nowMs: UInt64) -> Bool? {
+        if f.origin == me { return nil }
+        // A neighbor says BYE on its own link. A BYE for it by another path (a member
+        // forging its id, or a copy that overtook the real one) is dropped before it is
+        // sequenced: held as an early message, a far-ahead seq would otherwise take the
+        // neighbor's control stream when its gap is given up (docs/cluster-protocol.md §5).
+        if isBye, neighbors.contains(f.origin), neighbor != f.origin {
+            onEvent?(.byeIgnored(origin: f.origin, via: neighbor))
+            return nil
         }
-        stream.held.removeAll()
-        stream.started = true
-        return out
-    }
-
-    /// Gaps that waited long enough are given up (called from `tick`).
-    private func releaseExpiredHolds(nowMs: UInt64, wallMs: UInt64) {
-        for (id, n) in nodes {
-            var due: [(String?, Stream)] = []
-            if n.control.held.values.contains(where: { $0.deadlineMs <= nowMs }) { due.append((nil, n.control)) }
-            for (room, st) in n.chat where st.held.values.contains(where: { $0.deadlineMs <= nowMs }) { due.append((room, st)) }
-            for (room, var st) in due {
-                let ready = Cluster.giveUpGap(&st)
-                store(st, origin: id, room: room)
-                for m in ready { try? apply(m, m.flood!, nowMs: nowMs, wallMs: wallMs) }
+        if let until = departed[f.origin] {
+            if nowMs < until { return nil }
+            departed[f.origin] = nil
+        }
+        var isNew = false
+        if nodes[f.origin] == nil {
+            // Every origin costs state on every node: past the bound, strangers are ignored
+            // (and not forwarded) until known nodes time out.
+            guard nodes.count < Limits.maxClusterNodes else {
+                onEvent?(.tooManyNodes(f.origin))
+                return nil
             }
+            nodes[f.origin] = RemoteNode(advertise: "", lastHeardMs: nowMs)
+            isNew = true
         }
+        nodes[f.origin]!.lastHeardMs = nowMs
+        return isNew
+    }
+
+    /// Step 4 of §4: the line, unchanged, to the neighbors the routing rule allows.
+    private func forward(_ raw: UnsafeRawBufferPointer, origin: NodeID, room: String?, from neighbor: NodeID) {
+        let forwardTo = targets(origin: origin, from: neighbor, room: room)
+        guard !forwardTo.isEmpty else { return }
+        let payload = Payload.line(prefix: [], text: raw)
+        for q in forwardTo { transport?.send(payload, to: q) }
+    }
+
+    /// Handles the message that arrived, in its origin's order.
+    private func handle(_ m: Incoming, _ f: Flood, nowMs: UInt64, wallMs: UInt64) throws {
+        switch m {
+        case .decoded(let msg):
+            try apply(msg, f, nowMs: nowMs, wallMs: wallMs)
+        case .chat(let c):
+            stats.fastChat += 1
+            hub.deliverRemote(roomKey: c.room, user: c.user, text: c.text)
+        }
+    }
+
+    /// Handles messages that waited in their stream, in order.
+    func applyHeld(_ messages: [PeerMessage], nowMs: UInt64, wallMs: UInt64) throws {
+        for m in messages { try apply(m, m.flood!, nowMs: nowMs, wallMs: wallMs) }
     }
 
     private func acceptableChat(_ text: String) -> Bool {
@@ -325,7 +261,7 @@ public final class Cluster {
     }
 
     /// Handles one message in its origin's order.
-    private func apply(_ msg: PeerMessage, _ f: Flood, nowMs: UInt64, wallMs: UInt64) throws {
+    func apply(_ msg: PeerMessage, _ f: Flood, nowMs: UInt64, wallMs: UInt64) throws {
         let o = f.origin
         switch msg {
         case .hello, .auth, .error:
@@ -338,57 +274,23 @@ public final class Cluster {
             transport?.learned(node: o, address: addr)
         case let .state(_, rooms, claims):
             nodes[o]?.rooms = Set(rooms)
-            for c in claims { hlc.observe(c.ts, wallMs: wallMs) }
-            let (kicked, refused) = registry.merge(state: claims, of: o)
-            // Our lost claims: every node that recorded them must forget them too.
-            for c in refused + kicked { flood(.release(next(), c)) }
-            for c in refused { fail(c.name) }
-            for c in kicked {
-                pending[c.name] = nil
-                hub.kick(nameKey: c.name)
-            }
-            // A name it holds granted that a claim of ours still waits for (an earlier claim:
-            // a later one was refused above): it granted after forgetting our claim (it timed
-            // us out, we did not time it out), so a yes it gave is stale. Ask it again; it
-            // answers no, as a granted name is never given up to a claim.
-            for c in claims where pending[c.name] != nil {
-                if pending[c.name]!.waiting[o] == nil {
-                    pending[c.name]!.waiting[o] = nowMs
-                    flood(.claim(next(), NameClaim(name: c.name, ts: pending[c.name]!.ts)))
-                }
-            }
-            // A name it holds granted that we hold with an earlier claim: it has lost, but our
-            // STATE may have left before we granted. Tell it now, not at the next periodic STATE.
-            if claims.contains(where: { c in registry.own(c.name).map { $0.granted && $0.precedes(c.ts, o) } ?? false }) {
-                sendState()
-            }
+            mergeState(claims, of: o, nowMs: nowMs, wallMs: wallMs)
         case let .room(_, joined, room):
             if joined { nodes[o]?.rooms.insert(room) } else { nodes[o]?.rooms.remove(room) }
         case let .claim(_, c):
-            hlc.observe(c.ts, wallMs: wallMs)
-            let (yes, lost) = registry.answer(c, from: o, nowMs: nowMs)
-            flood(.reply(next(), claimant: o, c, granted: yes))
-            if let lost { failLocal(c.name, ts: lost) }
+            answer(c, from: o, nowMs: nowMs, wallMs: wallMs)
         case let .reply(_, claimant, c, granted):
-            // Only the nodes the claim waits for have a say (a stranger's "no" is ignored).
-            guard claimant == me, var p = pending[c.name], p.ts == c.ts, p.waiting[o] != nil else { return }
-            if !granted {
-                failLocal(c.name, ts: c.ts)
-                return
-            }
-            p.waiting[o] = nil
-            pending[c.name] = p
-            if p.waiting.isEmpty { grant(c.name) }
+            take(reply: c, claimant: claimant, granted: granted, from: o)
         case let .release(_, c):
             registry.release(c, holder: o)
         case .bye:
             // A BYE ends only what this node knows of that incarnation, and only for
-            // `departedMs`. (One for a neighbor by another path never gets here: `ingest`
-            // drops it before it is sequenced.)
-            drop(o, until: nowMs + Cluster.departedMs)
+            // `Tunables.departedMs`. (One for a neighbor by another path never gets here:
+            // `admit` drops it before it is sequenced.)
+            drop(o, until: nowMs + Tunables.departedMs)
         case let .load(_, sessions, rooms):
             nodes[o]?.sessions = sessions
-            nodes[o]?.roomMembers = Dictionary(rooms.prefix(Cluster.maxLoadRooms).map { ($0.room, $0.members) }, uniquingKeysWith: max)
+            nodes[o]?.roomMembers = Dictionary(rooms.prefix(Tunables.maxLoadRooms).map { ($0.room, $0.members) }, uniquingKeysWith: max)
         case let .chat(_, room, user, text):
             hub.deliverRemote(roomKey: room, user: user, text: text)
         }
@@ -417,12 +319,12 @@ public final class Cluster {
 
     // MARK: Output
 
-    private func next() -> Flood {
+    func next() -> Flood {
         controlSeq += 1
         return Flood(origin: me, seq: controlSeq)
     }
 
-    private func flood(_ msg: PeerMessage) {
+    func flood(_ msg: PeerMessage) {
         let to = targets(origin: me, from: nil, room: msg.chatRoom)
         guard !to.isEmpty else { return }
         let payload = Payload.line(msg.encoded)
@@ -434,14 +336,14 @@ public final class Cluster {
         flood(.heartbeat(next(), advertise: advertise, neighbors: neighbors.sorted()))
     }
 
-    private func sendState() {
+    func sendState() {
         lastStateMs = clock().nowMs
         stateWanted = false
         flood(.state(next(), rooms: hub.announced.sorted(), claims: registry.ownGranted()))
     }
 
     /// A STATE for a new link or origin: at once while the budget allows
-    /// (`statesPerSecond`, burst twice that), else at the next tick it does. A stream of new
+    /// (`Tunables.statesPerSecond`, burst twice that), else at the next tick it does. A stream of new
     /// origins (a joining cluster, or a hostile peer inventing them) costs a few STATEs a
     /// second, not one per origin.
     private func requestState(nowMs: UInt64) {
@@ -472,133 +374,25 @@ public final class Cluster {
         for (id, n) in nodes where nowMs > n.lastHeardMs + peerTimeoutMs {
             drop(id, until: nil)
         }
-        // A node that does not answer a claim within `claimAnswerMs`, though it is heard
-        // from (a hung process, or an origin a hostile peer made up), is treated as failed:
-        // the login does not wait for it, and its messages are ignored for `departedMs`.
-        var silent: Set<NodeID> = []
-        for p in pending.values {
-            for (id, since) in p.waiting where nowMs > since + claimAnswerMs { silent.insert(id) }
-        }
-        for id in silent.sorted() {
-            onEvent?(.unresponsive(id))
-            drop(id, until: nowMs + Cluster.departedMs)
-        }
+        dropSilentNodes(nowMs: nowMs)
         departed = departed.filter { nowMs < $0.value }
-        if nowMs >= lastLoadMs + Cluster.loadEveryMs && !neighbors.isEmpty { sendLoad(nowMs: nowMs) }
-        if nowMs >= lastStateMs + Cluster.stateEveryMs && !neighbors.isEmpty {
+        if nowMs >= lastLoadMs + Tunables.loadEveryMs && !neighbors.isEmpty { sendLoad(nowMs: nowMs) }
+        if nowMs >= lastStateMs + Tunables.stateEveryMs && !neighbors.isEmpty {
             // A safety net: a RELEASE lost with a link leaves no stale record for long.
             sendState()
             forgetIdleStreams(nowMs: nowMs)
-            registry.expireClaimsInFlight(olderThanMs: nowMs > Cluster.stateEveryMs ? nowMs - Cluster.stateEveryMs : 0)
+            registry.expireClaimsInFlight(olderThanMs: nowMs > Tunables.stateEveryMs ? nowMs - Tunables.stateEveryMs : 0)
         }
-        for (name, p) in pending where nowMs >= p.sentMs + Cluster.claimResendMs {
-            pending[name]?.sentMs = nowMs
-            flood(.claim(next(), NameClaim(name: name, ts: p.ts)))
-        }
+        resendClaims(nowMs: nowMs)
     }
 
     /// A node died, was cut off, or left: its names are free, its rooms no longer need
     /// traffic. With `until`, its messages are ignored until then (BYE, or no answer).
-    private func drop(_ id: NodeID, until: UInt64?) {
+    func drop(_ id: NodeID, until: UInt64?) {
         nodes[id] = nil
         if let until { departed[id] = until }
         registry.drop(id)
-        for (name, var p) in pending where p.waiting.removeValue(forKey: id) != nil {
-            pending[name] = p
-            if p.waiting.isEmpty { grant(name) }
-        }
-    }
-
-    /// Chat streams that carried nothing for `streamIdleMs` (rooms that emptied, or a
-    /// transit node's view of traffic it only forwarded) are forgotten: their next message
-    /// starts them afresh.
-    private func forgetIdleStreams(nowMs: UInt64) {
-        forgetUnusedRoomSequences(nowMs: nowMs)
-        guard nowMs > streamIdleMs else { return }
-        let cutoff = nowMs - streamIdleMs
-        for (id, n) in nodes where n.chat.values.contains(where: { $0.lastMs < cutoff && $0.held.isEmpty }) {
-            nodes[id]!.chat = n.chat.filter { $0.value.lastMs >= cutoff || !$0.value.held.isEmpty }
-        }
-    }
-
-    /// Our numbering of rooms that have had no local member for `roomSequenceIdleMs`.
-    private func forgetUnusedRoomSequences(nowMs: UInt64) {
-        for room in roomSeqs.keys {
-            if hub.rooms[room] != nil { roomSeqsUnusedSince[room] = nil; continue }
-            guard let since = roomSeqsUnusedSince[room] else { roomSeqsUnusedSince[room] = nowMs; continue }
-            if nowMs >= since + roomSequenceIdleMs {
-                roomSeqs[room] = nil
-                roomSeqsUnusedSince[room] = nil
-            }
-        }
-    }
-
-    /// How many per-origin streams this node tracks (status; tests check it stays bounded).
-    public var streamCount: Int { nodes.values.reduce(0) { $0 + 1 + $1.chat.count } }
-    /// Rooms this node numbers its own chat in (one per room with local members).
-    public var roomSequenceCount: Int { roomSeqs.count }
-
-    // MARK: Claims, for the Hub
-
-    public enum ClaimStart: Equatable { case granted, taken, pending }
-
-    /// Starts a claim on a username (its lowercased key) for a local login.
-    public func claim(_ name: String) -> ClaimStart {
-        let (nowMs, wallMs) = clock()
-        let ts = hlc.now(wallMs: wallMs)
-        guard registry.beginLocal(name, ts: ts) else { return .taken }
-        if nodes.isEmpty {
-            registry.grantLocal(name, ts: ts)
-            return .granted
-        }
-        pending[name] = PendingClaim(ts: ts, waiting: Dictionary(uniqueKeysWithValues: nodes.keys.map { ($0, nowMs) }),
-                                     sentMs: nowMs, startedUs: preciseNowUs())
-        flood(.claim(next(), NameClaim(name: name, ts: ts)))
-        return .pending
-    }
-
-    /// A node became known while claims wait (it joined, or a partition is healing): it may
-    /// hold one of the names, granted while it was out of reach, so each claim waits for its
-    /// answer too, and is sent again now rather than at the next resend.
-    private func askNewNode(_ id: NodeID, nowMs: UInt64) {
-        guard !pending.isEmpty else { return }
-        for name in pending.keys.sorted() {
-            pending[name]!.waiting[id] = nowMs
-            flood(.claim(next(), NameClaim(name: name, ts: pending[name]!.ts)))
-        }
-    }
-
-    /// A local session ended (or a pending login was abandoned): the name is free everywhere.
-    public func release(_ name: String) {
-        pending[name] = nil
-        guard let r = registry.own(name) else { return }
-        registry.release(NameClaim(name: name, ts: r.ts), holder: me)
-        flood(.release(next(), NameClaim(name: name, ts: r.ts)))
-    }
-
-    private func settled(_ p: PendingClaim) {
-        let now = preciseNowUs()
-        onClaimSettled?(now >= p.startedUs ? now - p.startedUs : 0)
-    }
-
-    private func grant(_ name: String) {
-        guard let p = pending.removeValue(forKey: name) else { return }
-        settled(p)
-        registry.grantLocal(name, ts: p.ts)
-        hub.claimFinished(nameKey: name, granted: true)
-    }
-
-    /// Our claim lost: 403 for the login, and the nodes that recorded it forget it.
-    private func failLocal(_ name: String, ts: UInt64) {
-        registry.release(NameClaim(name: name, ts: ts), holder: me)
-        flood(.release(next(), NameClaim(name: name, ts: ts)))
-        fail(name)
-    }
-
-    private func fail(_ name: String) {
-        guard let p = pending.removeValue(forKey: name) else { return }
-        settled(p)
-        hub.claimFinished(nameKey: name, granted: false)
+        stopAwaiting(id)
     }
 
     // MARK: Rooms and messages, for the Hub
@@ -641,32 +435,5 @@ public final class Cluster {
     /// The node is stopping: tell every node at once rather than let them time out.
     public func leave() {
         flood(.bye(next()))
-    }
-}
-
-extension PeerMessage {
-    var flood: Flood? {
-        switch self {
-        case .hello, .auth, .error: return nil
-        case .heartbeat(let f, _, _), .state(let f, _, _), .room(let f, _, _), .claim(let f, _),
-             .reply(let f, _, _, _), .release(let f, _), .bye(let f), .chat(let f, _, _, _), .load(let f, _, _):
-            return f
-        }
-    }
-
-    var chatRoom: String? {
-        if case .chat(_, let room, _, _) = self { return room }
-        return nil
-    }
-}
-
-/// Appends the decimal digits of `n`, without a String.
-func appendDecimal(_ n: UInt64, to out: inout [UInt8]) {
-    var v = n
-    var buf: (UInt64, UInt64, UInt64) = (0, 0, 0)   // 24 bytes: room for 20 digits
-    withUnsafeMutableBytes(of: &buf) { b in
-        var i = b.count
-        repeat { i -= 1; b[i] = 0x30 + UInt8(v % 10); v /= 10 } while v > 0
-        out.append(contentsOf: b[i...])
     }
 }

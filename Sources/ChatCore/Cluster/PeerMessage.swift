@@ -265,3 +265,30 @@ struct PeerChat {
                         text: UnsafeRawBufferPointer(rebasing: b[at...]))
     }
 }
+
+extension PeerMessage {
+    var flood: Flood? {
+        switch self {
+        case .hello, .auth, .error: return nil
+        case .heartbeat(let f, _, _), .state(let f, _, _), .room(let f, _, _), .claim(let f, _),
+             .reply(let f, _, _, _), .release(let f, _), .bye(let f), .chat(let f, _, _, _), .load(let f, _, _):
+            return f
+        }
+    }
+
+    var chatRoom: String? {
+        if case .chat(_, let room, _, _) = self { return room }
+        return nil
+    }
+}
+
+/// Appends the decimal digits of `n`, without a String.
+func appendDecimal(_ n: UInt64, to out: inout [UInt8]) {
+    var v = n
+    var buf: (UInt64, UInt64, UInt64) = (0, 0, 0)   // 24 bytes: room for 20 digits
+    withUnsafeMutableBytes(of: &buf) { b in
+        var i = b.count
+        repeat { i -= 1; b[i] = 0x30 + UInt8(v % 10); v /= 10 } while v > 0
+        out.append(contentsOf: b[i...])
+    }
+}
