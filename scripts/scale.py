@@ -150,15 +150,24 @@ class Session:
 
 
 def free_ports(n):
-    """n distinct ports free now (bound and released; the nodes bind them at once)."""
-    socks, ports = [], []
-    for _ in range(n):
+    """n distinct ports free now, below the kernel's ephemeral range (so that no node's
+    outgoing connection takes one before its node binds it)."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+    rng = random.Random()
+    ports = []
+    while len(ports) < n:
+        p = rng.randrange(10000, low)
+        if p in ports:
+            continue
         s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
+        try:
+            s.bind(("127.0.0.1", p))
+            ports.append(p)
+        except OSError:
+            pass
+        finally:
+            s.close()
     return ports
 
 
