@@ -183,10 +183,15 @@ def drop_reasons(texts):
 
 
 def false_deaths(nodes, victim_id=None):
-    """Nodes declared dead (log `node declared dead`) that were not the victim."""
+    """Nodes declared dead (`node declared dead`, or failed for not answering a claim)
+    that were not the victim: every node is alive but the victim."""
     n = 0
     for node in nodes:
-        for m in re.finditer(r"dead=([0-9a-f]{16})[^\n]*node declared dead", node.log_text()):
+        text = node.log_text()
+        for m in re.finditer(r"dead=([0-9a-f]{16})[^\n]*node declared dead", text):
+            if m.group(1) != victim_id:
+                n += 1
+        for m in re.finditer(r"node=([0-9a-f]{16})[^\n]*did not answer a claim", text):
             if m.group(1) != victim_id:
                 n += 1
     return n

@@ -22,6 +22,12 @@ public enum Tunables {
     public static let dialMinBackoffMs: UInt64 = 200
     /// Longest redial delay of a peer address.
     public static let dialMaxBackoffMs: UInt64 = 2000
+    /// Most dials in flight at once (resolving, connecting or in the handshake): a node that
+    /// learns a whole cluster at once links to it a few nodes at a time.
+    public static let maxDialsInFlight = 8
+    /// A learned node with a smaller id dials this node itself; after this long without a link
+    /// (it cannot reach us, say) this node dials it anyway.
+    public static let dialDeferMs: UInt64 = 5000
     /// A dialer whose node is already linked (a duplicate) tries again after this long.
     public static let dialDuplicateRetryMs: UInt64 = 1000
     /// How far ahead of the local wall clock a received timestamp may move the hybrid clock.
@@ -49,6 +55,16 @@ public enum Tunables {
     public static let claimResendMs: UInt64 = 1000
     /// How long the messages of a node that said BYE, or did not answer a claim, are ignored.
     public static let departedMs: UInt64 = 10_000
+    /// HBs per second that link changes may ask for (burst twice that); the rest wait for the tick.
+    public static let triggeredHeartbeatsPerSecond = 4
+    /// An HB lists the node's neighbors when they changed, and at least this often; otherwise `=`.
+    public static let neighborListEveryMs: UInt64 = 10_000
+    /// A neighbor whose link closed is dead if nothing came from it, by any path, for this many heartbeats.
+    public static let suspectHeartbeats: UInt64 = 2
+    /// Local health (`Liveness`): a late tick raises the score, up to this; timeouts stretch `1 + score` times.
+    public static let maxHealthScore = 8
+    /// … and this many punctual ticks in a row lower it by one.
+    public static let healthRecoveryTicks = 10
     /// Chat origins' node ids kept by value (a MSG then allocates no id); past it the cache is emptied.
     public static let maxChatOriginIDs = 4096
 

@@ -40,6 +40,8 @@ public final class Node {
     private var lastAcceptErrorMs: UInt64 = 0
     /// Accept failures since the last "cannot accept" log line (the total is `loop.stats.acceptErrors`).
     private var acceptErrorsSinceLog = 0
+    /// How much of the loop's stalled time (`Liveness.stalledMs`) the links were excused already.
+    private var excusedMs: UInt64 = 0
     private var rng = SystemRandomNumberGenerator()
     /// Dialers whose address is being resolved (cancelled at stop).
     private var resolutions: [PeerDialer] = []
@@ -87,7 +89,7 @@ public final class Node {
         }
         var g = SystemRandomNumberGenerator()
         cluster = Cluster(me: NodeID.random(using: &g), advertise: config.advertise ?? bound.boundAddress, hub: hub,
-                          heartbeatMs: config.heartbeatMs, peerTimeoutMs: config.peerTimeoutMs)
+                          heartbeatMs: config.heartbeatMs, peerTimeoutMs: config.peerTimeoutMs, tickMs: Node.cronMs)
         listener = bound
         hub.cluster = cluster
         cluster.transport = self
@@ -248,6 +250,11 @@ public final class Node {
         case .byeIgnored(let origin, let via):
             refusal("ignoring a BYE for a neighbor that did not come on its own link", level: .warning,
                     metadata: ["origin": "\(origin)", "via": "\(via)"])
+        case .declaredDead(let id, let linkLost):
+            refusal("node declared dead", metadata: [
+                "dead": "\(id)",
+                "reason": "\(linkLost ? "its link closed and nothing came from it since" : "silent for the peer timeout")",
+                "timeout_ms": "\(linkLost ? cluster.liveness.stretched(Tunables.suspectHeartbeats * cluster.heartbeatMs) : cluster.effectivePeerTimeoutMs)"])
         }
     }
 
@@ -344,17 +351,37 @@ public final class Node {
         }
         let now = loop.nowMs
         cluster.tick(nowMs: now)
+        // A stall of this loop (`Liveness`) is not the peers' silence.
+        let stalled = cluster.liveness.stalledMs - excusedMs
+        excusedMs = cluster.liveness.stalledMs
+        if stalled > 0 { for link in peerConnections.values { link.excuse(stalled) } }
+        let timeout = cluster.effectivePeerTimeoutMs
         for link in Array(peerConnections.values) where link.conn.state == .open {
-            if now > link.lastHeardMs + cluster.peerTimeoutMs {
+            if now > link.lastHeardMs + timeout {
                 logger.notice("peer link silent too long", metadata: ["peer": "\(link.remote?.text ?? link.address)"])
                 link.conn.close(reason: "peer timeout")
             }
         }
         forgetGoneAddresses(nowMs: now)
+        dialDue(nowMs: now)
+    }
+
+    /// Dials the addresses that are due, a few at a time (docs/scaling.md): at most
+    /// `Tunables.maxDialsInFlight` dials are resolving, connecting or in their handshake at
+    /// once, and a learned address of a node with a smaller id than ours is left to that node
+    /// to dial (one dial per pair, not two that end in a duplicate: the link the smaller id
+    /// dials is the one both keep, docs/cluster-protocol.md §3), unless it has not come for
+    /// `Tunables.dialDeferMs`.
+    private func dialDue(nowMs now: UInt64) {
+        var inFlight = dialers.values.count { $0.resolving || ($0.link.map { !$0.established } ?? false) }
+        guard inFlight < Tunables.maxDialsInFlight else { return }
         for d in dialers.values where d.link == nil && !d.resolving && now >= d.nextAttemptMs {
             if let n = d.node, links[n] != nil { d.retryLater(nowMs: now, ms: Tunables.dialDuplicateRetryMs); continue }
             if d.address == cluster.advertise { continue }
+            if d.learned, let n = d.node, n < cluster.me, now < d.learnedMs + Tunables.dialDeferMs { continue }
             dial(d)
+            inFlight += 1
+            if inFlight >= Tunables.maxDialsInFlight { return }
         }
     }
 
@@ -439,7 +466,7 @@ extension Node: ClusterTransport {
                     metadata: ["address": "\(address)", "limit": "\(Limits.maxClusterNodes)"])
             return
         }
-        let d = PeerDialer(address: address, node: node, learned: true)
+        let d = PeerDialer(address: address, node: node, learned: true, nowMs: loop.nowMs)
         // Linked now: the first dial waits until the link is gone.
         if links[node] != nil { d.retryLater(nowMs: loop.nowMs, ms: Tunables.dialDuplicateRetryMs) }
         dialers[address] = d

@@ -20,10 +20,14 @@ final class PeerDialer {
     /// Since when its node has been neither linked nor alive (learned addresses only).
     var goneSinceMs: UInt64?
 
-    init(address: String, node: NodeID? = nil, learned: Bool = false) {
+    /// When it was learned: a node with a smaller id dials us first (`Node.dialDue`).
+    let learnedMs: UInt64
+
+    init(address: String, node: NodeID? = nil, learned: Bool = false, nowMs: UInt64 = 0) {
         self.address = address
         self.node = node
         self.learned = learned
+        learnedMs = nowMs
     }
 
     func attempting(nowMs: UInt64) {

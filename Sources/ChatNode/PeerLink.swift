@@ -20,6 +20,9 @@ final class PeerLink: ConnectionHandler {
     let dialer: PeerDialer?
     private(set) var lastHeardMs: UInt64
     private(set) var address = "?"
+
+    /// The node's loop stalled for `ms`: silence in that time is not the peer's (`Liveness`).
+    func excuse(_ ms: UInt64) { lastHeardMs += ms }
     /// When the handshake must be done (connect, HELLO and AUTH included).
     private var handshakeDeadlineMs: UInt64
 

@@ -668,13 +668,14 @@ struct ClaimModelCanon {
         "hub", "cluster", "transport", "clock", "onClaimSettled", "preciseNowUs", "stats", "sink",
         "limits", "accepted", "malformed", "nameTaken", "exit", "tooLong", "invalidUTF8",
         "controlCharacter", "rateLimited", "nameLost", "me", "advertise", "heartbeatMs", "peerTimeoutMs",
-        "startedUs", "onEvent",
+        "startedUs", "onEvent", "transitCache",
     ]
 
     /// The stored properties of every type written by hand below, as this file knows them.
     static var shapes: [(String, Any, [String])] { [
         ("Cluster.RemoteNode", Cluster.RemoteNode(advertise: "", lastHeardMs: 0),
-         ["advertise", "neighbors", "rooms", "sessions", "roomMembers", "lastHeardMs", "control", "chat"]),
+         ["advertise", "neighbors", "rooms", "sessions", "roomMembers", "lastHeardMs", "neighborsVersion", "neighborsKnown",
+          "suspectSinceMs", "control", "chat"]),
         ("OriginStream", OriginStream(), ["delivered", "started", "held", "lastMs"]),
         ("Cluster.PendingClaim", Cluster.PendingClaim(ts: 0, waiting: [:], sentMs: 0, startedUs: 0),
          ["ts", "waiting", "sentMs", "startedUs"]),
@@ -794,7 +795,9 @@ struct ClaimModelCanon {
             c.out += r.advertise; c.out += "n"; c.write(r.neighbors); c.out += "r"; c.write(r.rooms)
             c.out += "s\(r.sessions)"
             c.sorted(r.roomMembers, key: { $0 }, value: { $0.out += String($1) })
-            c.out += "h\(r.lastHeardMs)c"
+            c.out += "h\(r.lastHeardMs)v\(r.neighborsVersion)\(r.neighborsKnown ? "k" : "u")"
+            if let since = r.suspectSinceMs { c.out += "s\(since)" }
+            c.out += "c"
             c.stream(r.control)
             c.sorted(r.chat, key: { $0 }, value: { $0.stream($1) })
         }

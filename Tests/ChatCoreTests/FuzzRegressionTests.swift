@@ -93,7 +93,7 @@ import Testing
         var pSeq: UInt64 = 0
         func heartbeatOfP(at node: Int) throws {
             pSeq += 1
-            try net[node].cluster.receive(line: Substring("HB \(p) \(pSeq) 10.9.9.9:1 -"), from: p,
+            try net[node].cluster.receive(line: Substring("HB \(p) \(pSeq) 10.9.9.9:1 1 -"), from: p,
                                           nowMs: net.nowMs, wallMs: net.wallMs(node))
         }
         try heartbeatOfP(at: 0)
@@ -111,7 +111,12 @@ import Testing
         net[0].cluster.tick(nowMs: net.nowMs)
         net[1].cluster.tick(nowMs: net.nowMs)
         net.drain(0, 1)
-        net.linkDown(0, 1)
+        // The link fails and only A sees it close (B's end stays half-open, as across a
+        // pulled cable): B keeps counting A alive until the peer timeout. (A failure both
+        // ends see makes each suspect the other at once; this is the asymmetric case.)
+        net.up.remove(.init(from: 0, to: 1))
+        net.up.remove(.init(from: 1, to: 0))
+        net[0].cluster.linkDown(net[1].id, nowMs: net.nowMs)
         // Both keep ticking. A times B (and P) out at 3.25 s; B would time P out after
         // pLastHeardMs + 3 s and A after 4 s.
         for t: UInt64 in [2000, 3000, 3250] {

@@ -15,8 +15,9 @@ import Testing
         .auth(proof: String(repeating: "ab", count: 32)),
         .error(reason: "wrong cluster secret proof"),
         .error(reason: "  spaced  out  "),
-        .heartbeat(f, advertise: "chat.example:8889", neighbors: []),
-        .heartbeat(Flood(origin: b, seq: 0), advertise: "h:1", neighbors: [a, b]),
+        .heartbeat(f, advertise: "chat.example:8889", version: 1, neighbors: []),
+        .heartbeat(f, advertise: "chat.example:8889", version: 7, neighbors: nil),
+        .heartbeat(Flood(origin: b, seq: 0), advertise: "h:1", version: UInt64(Int64.max), neighbors: [a, b]),
         .state(f, rooms: [], claims: []),
         .state(f, rooms: ["lobby"], claims: []),
         .state(f, rooms: [], claims: [NameClaim(name: "alice", ts: 7)]),
@@ -49,9 +50,10 @@ import Testing
 
     @Test func encodedFormsMatchTheDocumentedLines() {
         let a = Self.a, b = Self.b
-        #expect(PeerMessage.hello(node: a, advertise: "h:1", nonce: "n", secret: true).encoded == "TCPCHAT-PEER/2 HELLO \(a) h:1 n secret")
-        #expect(PeerMessage.heartbeat(Self.f, advertise: "h:1", neighbors: []).encoded == "HB \(a) 42 h:1 -")
-        #expect(PeerMessage.heartbeat(Self.f, advertise: "h:1", neighbors: [a, b]).encoded == "HB \(a) 42 h:1 \(a),\(b)")
+        #expect(PeerMessage.hello(node: a, advertise: "h:1", nonce: "n", secret: true).encoded == "TCPCHAT-PEER/3 HELLO \(a) h:1 n secret")
+        #expect(PeerMessage.heartbeat(Self.f, advertise: "h:1", version: 3, neighbors: []).encoded == "HB \(a) 42 h:1 3 -")
+        #expect(PeerMessage.heartbeat(Self.f, advertise: "h:1", version: 4, neighbors: [a, b]).encoded == "HB \(a) 42 h:1 4 \(a),\(b)")
+        #expect(PeerMessage.heartbeat(Self.f, advertise: "h:1", version: 4, neighbors: nil).encoded == "HB \(a) 42 h:1 4 =")
         #expect(PeerMessage.state(Self.f, rooms: [], claims: []).encoded == "STATE \(a) 42 - -")
         #expect(PeerMessage.state(Self.f, rooms: ["x", "y"], claims: [NameClaim(name: "al", ts: 5)]).encoded == "STATE \(a) 42 x,y al:5")
         #expect(PeerMessage.room(Self.f, joined: false, room: "x").encoded == "ROOM \(a) 42 - x")
@@ -73,17 +75,19 @@ import Testing
     @Test(arguments: [
         // unknown verbs and versions
         "", " ", "FOO 0123456789abcdef 1", "hb 0123456789abcdef 1 h:1 -", "TCPCHAT-PEER/1 HELLO 0123456789abcdef h:1 n open",
+        "TCPCHAT-PEER/2 HELLO 0123456789abcdef h:1 n open", "HB 0123456789abcdef 1 h:1 x =", "HB 0123456789abcdef 1 h:1 1 ==",
+        "HB 0123456789abcdef 1 h:1 -1 -", "HB 0123456789abcdef 1 h:1 1 =,0123456789abcdef", "HB 0123456789abcdef 1 h:1 =",
         "MSG\t0123456789abcdef 1 r u t",
         // wrong field counts
         "BYE", "BYE 0123456789abcdef", "BYE 0123456789abcdef 1 2", "CLAIM 0123456789abcdef 1 alice",
         "CLAIM 0123456789abcdef 1 alice 5 6", "REPLY 0123456789abcdef 1 fedcba9876543210 alice 5",
         "MSG 0123456789abcdef 1 r u", "MSG 0123456789abcdef 1", "HB 0123456789abcdef 1 h:1", "STATE 0123456789abcdef 1 -",
-        "ROOM 0123456789abcdef 1 +", "TCPCHAT-PEER/2 HELLO 0123456789abcdef h:1 n", "TCPCHAT-PEER/2",
+        "ROOM 0123456789abcdef 1 +", "TCPCHAT-PEER/3 HELLO 0123456789abcdef h:1 n", "TCPCHAT-PEER/2",
         "BYE  0123456789abcdef 1", "BYE 0123456789abcdef  1", "BYE 0123456789abcdef 1 ",
         // bad node ids
         "BYE 0123456789ABCDEF 1", "BYE 0123456789abcde 1", "BYE 0123456789abcdef0 1", "BYE 0123456789abcdeg 1", "BYE - 1",
-        "REPLY 0123456789abcdef 1 FEDCBA9876543210 alice 5 yes", "HB 0123456789abcdef 1 h:1 0123456789abcdef,xyz",
-        "TCPCHAT-PEER/2 HELLO 0123456789abcdeF h:1 n open",
+        "REPLY 0123456789abcdef 1 FEDCBA9876543210 alice 5 yes", "HB 0123456789abcdef 1 h:1 1 0123456789abcdef,xyz",
+        "TCPCHAT-PEER/3 HELLO 0123456789abcdeF h:1 n open",
         // non-numeric or out-of-range numbers
         "BYE 0123456789abcdef x", "BYE 0123456789abcdef -1", "BYE 0123456789abcdef 1.5", "BYE 0123456789abcdef 18446744073709551616",
         "BYE 0123456789abcdef 0x10", "BYE 0123456789abcdef 9223372036854775808", "BYE 0123456789abcdef 18446744073709551615", "CLAIM 0123456789abcdef 1 alice five", "STATE 0123456789abcdef 1 - alice:x",
@@ -95,9 +99,9 @@ import Testing
         "CLAIM 0123456789abcdef 1 \(String(repeating: "a", count: 33)) 5", "ROOM 0123456789abcdef 1 + \(String(repeating: "r", count: 65))",
         "STATE 0123456789abcdef 1 - :5", "STATE 0123456789abcdef 1 - alice5", "CLAIM 0123456789abcdef 1 älice 5",
         // bad addresses
-        "HB 0123456789abcdef 1 nohost -", "HB 0123456789abcdef 1 :8888 -", "HB 0123456789abcdef 1 h:99999 -", "HB 0123456789abcdef 1 h:x -",
-        "HB 0123456789abcdef 1 h: -", "TCPCHAT-PEER/2 HELLO 0123456789abcdef localhost n open",
-        "HB 0123456789abcdef 1 \(String(repeating: "h", count: 300)):1 -",
+        "HB 0123456789abcdef 1 nohost 1 -", "HB 0123456789abcdef 1 :8888 1 -", "HB 0123456789abcdef 1 h:99999 1 -", "HB 0123456789abcdef 1 h:x 1 -",
+        "HB 0123456789abcdef 1 h: 1 -", "TCPCHAT-PEER/3 HELLO 0123456789abcdef localhost n open",
+        "HB 0123456789abcdef 1 \(String(repeating: "h", count: 300)):1 1 -",
         // empty list items
         "HB 0123456789abcdef 1 h:1 0123456789abcdef,", "HB 0123456789abcdef 1 h:1 ,0123456789abcdef", "STATE 0123456789abcdef 1 a,,b -",
         "STATE 0123456789abcdef 1 - alice:1,", "STATE 0123456789abcdef 1 , -", "HB 0123456789abcdef 1 h:1 ",
@@ -108,16 +112,16 @@ import Testing
         // bad enumerations
         "REPLY 0123456789abcdef 1 fedcba9876543210 alice 5 maybe", "REPLY 0123456789abcdef 1 fedcba9876543210 alice 5 YES",
         "REPLY 0123456789abcdef 1 fedcba9876543210 alice 5 ", "ROOM 0123456789abcdef 1 * lobby", "ROOM 0123456789abcdef 1 ++ lobby",
-        "TCPCHAT-PEER/2 HELLO 0123456789abcdef h:1 n closed", "TCPCHAT-PEER/2 HELO 0123456789abcdef h:1 n open",
-        "TCPCHAT-PEER/2 HELLO 0123456789abcdef h:1  open",
+        "TCPCHAT-PEER/3 HELLO 0123456789abcdef h:1 n closed", "TCPCHAT-PEER/2 HELO 0123456789abcdef h:1 n open",
+        "TCPCHAT-PEER/3 HELLO 0123456789abcdef h:1  open",
         // Addresses that could drive a terminal, port 0, nonces outside letters and digits.
-        "TCPCHAT-PEER/2 HELLO 0123456789abcdef \u{1b}]0;PWNED\u{07}:1 n open", "HB 0123456789abcdef 1 h\u{1b}[2J:1 -",
+        "TCPCHAT-PEER/3 HELLO 0123456789abcdef \u{1b}]0;PWNED\u{07}:1 n open", "HB 0123456789abcdef 1 h\u{1b}[2J:1 -",
         "HB 0123456789abcdef 1 h:0 -", "HB 0123456789abcdef 1 h:65536 -", "HB 0123456789abcdef 1 [zz]:1 -",
-        "TCPCHAT-PEER/2 HELLO 0123456789abcdef h:1 n|x open", "TCPCHAT-PEER/2 HELLO 0123456789abcdef h:1 n-x open",
+        "TCPCHAT-PEER/3 HELLO 0123456789abcdef h:1 n|x open", "TCPCHAT-PEER/3 HELLO 0123456789abcdef h:1 n-x open",
         // Counts past anything a node can hold: summing them must never overflow.
         "LOAD 0123456789abcdef 1 9223372036854775807 -", "LOAD 0123456789abcdef 1 1 r:9223372036854775807",
         "LOAD 0123456789abcdef 1 \(Limits.maxWireCount + 1) -",
-        "HB 0123456789abcdef 1 h:1 " + (0...Limits.maxClusterNodes).map { String(format: "%016x", $0) }.joined(separator: ","), "TCPCHAT-PEER/2 HELLO 0123456789abcdef h:1 \(String(repeating: "n", count: 129)) open",
+        "HB 0123456789abcdef 1 h:1 " + (0...Limits.maxClusterNodes).map { String(format: "%016x", $0) }.joined(separator: ","), "TCPCHAT-PEER/3 HELLO 0123456789abcdef h:1 \(String(repeating: "n", count: 129)) open",
     ])
     func malformedLinesThrow(_ line: String) {
         #expect(throws: PeerCodecError.self) { try PeerMessage.decode(line) }

@@ -137,7 +137,7 @@ struct AttackTests {
             let f = try FakePeer(port: a.port, id: fID)
             var seq: UInt64 = 0
             func next() -> UInt64 { seq += 1; return seq }
-            try f.send("HB \(fID) \(next()) 127.0.0.1:1 \(aID)")
+            try f.send("HB \(fID) \(next()) 127.0.0.1:1 1 \(aID)")
             try f.sync(&seq, aID)
             let client = try LineClient.connect(port: a.port, label: "alice")
             try client.send("alice_r\n")
@@ -150,7 +150,7 @@ struct AttackTests {
             let deadline = Deadline(.seconds(10))
             var reply: String?
             while reply == nil && !deadline.expired {
-                try f.send("HB \(fID) \(next()) 127.0.0.1:1 \(aID)")
+                try f.send("HB \(fID) \(next()) 127.0.0.1:1 1 \(aID)")
                 reply = try? client.readLine(timeout: .milliseconds(250))
             }
             #expect(reply == "200", "the login got \(reply ?? "nothing") after a forged REPLY no")
@@ -169,7 +169,7 @@ struct AttackTests {
             let bob = try join("bob", "r", on: b)
             let f = try FakePeer(port: a.port, id: "f0f0f0f0f0f0f0f4")
             var seq: UInt64 = 0
-            try f.send("HB f0f0f0f0f0f0f0f4 1 127.0.0.1:1 \(aID)")
+            try f.send("HB f0f0f0f0f0f0f0f4 1 127.0.0.1:1 1 \(aID)")
             seq = 1
             // A forwards B's heartbeats to F: the BYE takes the next number of B's stream,
             // so A handles it at once, as it would B's own.
@@ -215,7 +215,7 @@ struct AttackTests {
             try f.sync(&seq, aID)
             var flood = ""
             for i in 0..<5000 {
-                flood += String(format: "HB %016x 1 127.0.0.%d:%d -\n", 0x1000_0000 + i, 1 + i % 200, 20000 + i)
+                flood += String(format: "HB %016x 1 127.0.0.%d:%d 1 -\n", 0x1000_0000 + i, 1 + i % 200, 20000 + i)
             }
             try f.client.send(flood, timeout: .seconds(30))
             try f.sync(&seq, aID)
@@ -238,7 +238,7 @@ struct AttackTests {
             var reply: String?
             while reply == nil && !deadline.expired {
                 seq += 1
-                try f.send("HB \(fID) \(seq) 127.0.0.1:1 \(aID)")
+                try f.send("HB \(fID) \(seq) 127.0.0.1:1 1 \(aID)")
                 reply = try? client.readLine(timeout: .milliseconds(250))
             }
             #expect(reply == "200", "carol's login got \(reply ?? "nothing") with fake origins around")
@@ -282,7 +282,7 @@ struct AttackTests {
             let answer = String(decoding: try c.expectClosed(timeout: .seconds(5)), as: UTF8.self)
             #expect(answer.contains("ERROR"), "A accepted a HELLO with escapes in its address: \(answer.debugDescription)")
             let f = try FakePeer(port: a.port, id: "f0f0f0f0f0f0f0f7")
-            try? f.send("HB f0f0f0f0f0f0f0f7 1 \(evil) -")
+            try? f.send("HB f0f0f0f0f0f0f0f7 1 \(evil) 1 -")
             try? f.send("ERROR \(evil) \(String(repeating: "y", count: 1000))")
             let printed = try runTool(["status", "-a", "127.0.0.1", "-p", "\(a.port)"])
             #expect(!printed.out.utf8.contains(0x1B) && !printed.out.utf8.contains(0x07), "status printed escapes: \(printed.out.debugDescription)")

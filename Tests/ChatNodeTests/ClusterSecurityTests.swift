@@ -62,21 +62,21 @@ extension ClusterTests {
         try withCluster { nodes in
             let a = try nodes.start("A", ["--cluster-secret-file", file.path])
             let peer = try LineClient.connect(port: a.port, label: "fake-peer")
-            try peer.send("TCPCHAT-PEER/2 HELLO 0123456789abcdef 127.0.0.1:1 \(String(repeating: "ab", count: 16)) secret\n")
+            try peer.send("TCPCHAT-PEER/3 HELLO 0123456789abcdef 127.0.0.1:1 \(String(repeating: "ab", count: 16)) secret\n")
             let hello = try peer.readLine()
-            #expect(hello.hasPrefix("TCPCHAT-PEER/2 HELLO ") && hello.hasSuffix(" secret"), "A answered HELLO with \"\(hello)\"")
+            #expect(hello.hasPrefix("TCPCHAT-PEER/3 HELLO ") && hello.hasSuffix(" secret"), "A answered HELLO with \"\(hello)\"")
             #expect(!hello.contains(secret), "the secret crossed the wire")
             // The acceptor proves nothing before the dialer has (docs/cluster-protocol.md §3).
             let early = try peer.readAvailable(timeout: .milliseconds(300))
             #expect(early.isEmpty, "A sent \(describe(early)) before the dialer proved the secret")
             // Anything before a valid proof is refused; then a wrong proof.
-            try peer.send("HB 0123456789abcdef 1 127.0.0.1:1 -\n")
+            try peer.send("HB 0123456789abcdef 1 127.0.0.1:1 1 -\n")
             let rest = String(decoding: try peer.expectClosed(), as: UTF8.self)
             #expect(rest.contains("ERROR"), "A closed without an ERROR line: \(rest)")
             #expect(!rest.contains(secret) && !rest.contains("AUTH"))
 
             let liar = try LineClient.connect(port: a.port, label: "liar")
-            try liar.send("TCPCHAT-PEER/2 HELLO 0123456789abcde0 127.0.0.1:1 \(String(repeating: "cd", count: 16)) secret\n")
+            try liar.send("TCPCHAT-PEER/3 HELLO 0123456789abcde0 127.0.0.1:1 \(String(repeating: "cd", count: 16)) secret\n")
             _ = try liar.readLines(1)
             try liar.send("AUTH \(String(repeating: "0", count: 64))\n")
             let after = String(decoding: try liar.expectClosed(), as: UTF8.self)
@@ -111,9 +111,9 @@ extension ClusterTests {
                 let id = i == 0 ? "0123456789abcdef" : String(format: "0123456789abcd%02x", i)
                 let peer = try LineClient.connect(port: a.port, label: "garbage peer (\(what))")
                 let before = a.logCount("protocol error")
-                try peer.send("TCPCHAT-PEER/2 HELLO \(id) 127.0.0.1:1 nonce open\n")
+                try peer.send("TCPCHAT-PEER/3 HELLO \(id) 127.0.0.1:1 nonce open\n")
                 let reply = try peer.readLine()
-                #expect(reply.hasPrefix("TCPCHAT-PEER/2 HELLO "), "\(what): A answered the HELLO with \"\(reply)\"")
+                #expect(reply.hasPrefix("TCPCHAT-PEER/3 HELLO "), "\(what): A answered the HELLO with \"\(reply)\"")
                 // Replace the template id with this connection's, then send the garbage.
                 let patched = bytesReplacing(Array("0123456789abcdef".utf8), with: Array(id.utf8), in: garbage)
                 do { try peer.send(bytes: patched) } catch { /* A may close before the last byte */ }
@@ -124,8 +124,8 @@ extension ClusterTests {
                 }
             }
             // Garbage during the handshake, and a version A does not speak.
-            for (i, first) in ["TCPCHAT-PEER/2 WHAT IS THIS\n", "TCPCHAT-PEER/9 HELLO 0123456789abcd99 127.0.0.1:1 nonce open\n",
-                               "TCPCHAT-PEER/2 HELLO nothex 127.0.0.1:1 nonce open\n"].enumerated() {
+            for (i, first) in ["TCPCHAT-PEER/3 WHAT IS THIS\n", "TCPCHAT-PEER/9 HELLO 0123456789abcd99 127.0.0.1:1 nonce open\n",
+                               "TCPCHAT-PEER/3 HELLO nothex 127.0.0.1:1 nonce open\n"].enumerated() {
                 let peer = try LineClient.connect(port: a.port, label: "bad handshake #\(i)")
                 let before = a.logCount("protocol error") + a.logCount("peer link refused")
                 try peer.send(first)
@@ -160,7 +160,7 @@ extension ClusterTests {
             let alice = try join("alice", "room", on: a)
             let bob = try join("bob", "room", on: a)
             let peer = try LineClient.connect(port: a.port, label: "flooding peer")
-            try peer.send("TCPCHAT-PEER/2 HELLO 0123456789abcdef 127.0.0.1:1 nonce open\n")
+            try peer.send("TCPCHAT-PEER/3 HELLO 0123456789abcdef 127.0.0.1:1 nonce open\n")
             _ = try peer.readLine()
             // Each CLAIM costs A a REPLY of ~100 bytes: 200,000 of them are far more than the
             // kernel buffers of both sockets hold.
@@ -187,7 +187,7 @@ extension ClusterTests {
         try withCluster { nodes in
             let a = try nodes.start("A")
             let peer = try LineClient.connect(port: a.port, label: "endless peer")
-            try peer.send("TCPCHAT-PEER/2 HELLO 0123456789abcdef 127.0.0.1:1 nonce open\n")
+            try peer.send("TCPCHAT-PEER/3 HELLO 0123456789abcdef 127.0.0.1:1 nonce open\n")
             _ = try peer.readLine()
             // More than the 16 MiB a line may have, never a newline.
             let chunk = [UInt8](repeating: UInt8(ascii: "x"), count: 1 << 20)

@@ -32,7 +32,7 @@ extension ClusterTests {
                 let names = stateFields[4].split(separator: ",").map { $0.split(separator: ":").first.map(String.init) ?? "" }
                 #expect(Set(names).isSuperset(of: ["alice", "bob"]), "A's STATE does not list alice and bob: \(state)")
             }
-            try f.send("HB \(fID) \(next()) 127.0.0.1:1 \(aID)")
+            try f.send("HB \(fID) \(next()) 127.0.0.1:1 1 \(aID)")
             try f.send("STATE \(fID) \(next()) - -")
             try f.sync(&seq, aID)
 
@@ -77,7 +77,7 @@ extension ClusterTests {
             let documented = try documentedVerbs()
             #expect(documented.isSuperset(of: ["HELLO", "AUTH", "ERROR", "HB", "STATE", "ROOM", "CLAIM", "REPLY", "RELEASE", "BYE", "MSG"]),
                     "docs/cluster-protocol.md lists only \(documented.sorted())")
-            let verbs = f.received.map { l in l.hasPrefix("TCPCHAT-PEER/2 ") ? "HELLO" : String(l.prefix { $0 != " " }) }
+            let verbs = f.received.map { l in l.hasPrefix("TCPCHAT-PEER/3 ") ? "HELLO" : String(l.prefix { $0 != " " }) }
             let undocumented = Set(verbs).subtracting(documented)
             #expect(undocumented.isEmpty, "A sent verbs docs/cluster-protocol.md does not define: \(undocumented.sorted()), e.g. \(f.received.filter { l in undocumented.contains { l.hasPrefix($0 + " ") } }.prefix(2))")
 

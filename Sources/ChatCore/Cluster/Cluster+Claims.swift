@@ -92,7 +92,13 @@ extension Cluster {
     func answer(_ c: NameClaim, from o: NodeID, nowMs: UInt64, wallMs: UInt64) {
         hlc.observe(c.ts, wallMs: wallMs)
         let (yes, lost) = registry.answer(c, from: o, nowMs: nowMs)
-        flood(.reply(next(), claimant: o, c, granted: yes))
+        if neighbors.contains(o) {
+            // Only the claimant needs the answer: to a neighbor it goes direct (seq 0), one
+            // line instead of a flood that every node would receive from every other.
+            transport?.send(Payload.line(PeerMessage.reply(Flood(origin: me, seq: 0), claimant: o, c, granted: yes).encoded), to: o)
+        } else {
+            flood(.reply(next(), claimant: o, c, granted: yes))
+        }
         if let lost { failLocal(c.name, ts: lost) }
     }
 
@@ -145,7 +151,7 @@ extension Cluster {
     func dropSilentNodes(nowMs: UInt64) {
         var silent: Set<NodeID> = []
         for p in pending.values {
-            for (id, since) in p.waiting where nowMs > since + claimAnswerMs { silent.insert(id) }
+            for (id, since) in p.waiting where nowMs > since + liveness.stretched(claimAnswerMs) { silent.insert(id) }
         }
         for id in silent.sorted() {
             onEvent?(.unresponsive(id))

@@ -6,6 +6,9 @@ public enum ClusterEvent: Equatable, Sendable {
     case unresponsive(NodeID)
     /// A BYE for a neighbor came from another neighbor, not on the neighbor's own link.
     case byeIgnored(origin: NodeID, via: NodeID)
+    /// A node was declared dead: silent for the peer timeout, or its direct link closed and
+    /// nothing came from it by any path for `Tunables.suspectHeartbeats` heartbeats.
+    case declaredDead(NodeID, linkLost: Bool)
 }
 
 /// Where a cluster's bytes go: the runtime's peer links. Called on the node's loop thread only.
@@ -40,6 +43,12 @@ public final class Cluster {
         public var sessions = 0
         public var roomMembers: [String: Int] = [:]
         public var lastHeardMs: UInt64
+        /// Its neighbor set's version, as its HBs number it; `neighborsKnown` is false until a
+        /// list of that version arrived (then `neighbors` is empty and routing assumes nothing).
+        public var neighborsVersion: UInt64 = 0
+        public var neighborsKnown = false
+        /// When its direct link closed, if nothing came from it since (docs/cluster-protocol.md §5).
+        var suspectSinceMs: UInt64?
         /// Its control stream, and its chat stream in each room, as seen here (`OriginStream.swift`).
         var control = OriginStream()
         var chat: [String: OriginStream] = [:]
@@ -68,6 +77,22 @@ public final class Cluster {
     /// Rooms of `roomSeqs` without local members, and since when (swept with the streams).
     var roomSeqsUnusedSince: [String: UInt64] = [:]
     private var lastHeartbeatMs: UInt64 = 0
+    /// A link came or went: an HB is due, paced by `heartbeatBudget`.
+    private var heartbeatWanted = false
+    /// Paces the HBs that link changes ask for (`Tunables.triggeredHeartbeatsPerSecond`, burst
+    /// 2×): a small cluster sends each at once; a forming big one a few a second, each listing
+    /// every change since the last.
+    private var heartbeatBudget = RateLimiter(rate: Tunables.triggeredHeartbeatsPerSecond, nowMs: 0)
+    /// This node's neighbor set's version (bumped by every link change), the version its
+    /// last listed HB carried, and when that was.
+    private var neighborsVersion: UInt64 = 1
+    private var listedVersion: UInt64 = 0
+    private var lastListMs: UInt64 = 0
+    /// Neighbors that may lead to nodes this one has no link to (`isTransit`), recomputed
+    /// after any change of links or neighbor sets rather than per message.
+    private var transitCache: Set<NodeID>?
+    /// The node's own health: stalls of its loop are not its peers' fault (`Liveness.swift`).
+    public private(set) var liveness: Liveness
 
     /// Called with the microseconds each claim that asked the cluster took to settle (metrics).
     public var onClaimSettled: ((UInt64) -> Void)?
@@ -79,8 +104,12 @@ public final class Cluster {
     /// Local logins' claims waiting for the cluster's answers (`Cluster+Claims.swift`).
     var pending: [String: PendingClaim] = [:]
 
+    /// `tickMs`: how often the runtime calls `tick` (its housekeeping period), so that a late
+    /// tick shows the loop stalled (`Liveness`); 0, for simulations whose clock jumps between
+    /// ticks, turns that judgement off.
     public init(me: NodeID, advertise: String, hub: Hub, heartbeatMs: UInt64 = Tunables.heartbeatMs,
-                peerTimeoutMs: UInt64 = Tunables.peerTimeoutMs) {
+                peerTimeoutMs: UInt64 = Tunables.peerTimeoutMs, tickMs: UInt64 = 0) {
+        liveness = Liveness(tickMs: tickMs)
         self.me = me
         self.advertise = advertise
         self.hub = hub
@@ -96,24 +125,37 @@ public final class Cluster {
 
     public func linkUp(_ neighbor: NodeID, advertise addr: String, nowMs: UInt64) {
         neighbors.insert(neighbor)
+        neighborsChanged(nowMs: nowMs)
         // Remembered for redialing: if the neighbor dialed us and dies, it may come back there.
         transport?.learned(node: neighbor, address: addr)
-        lastTopologyChangeMs = nowMs
         if nodes[neighbor] == nil {
             nodes[neighbor] = RemoteNode(advertise: addr, lastHeardMs: nowMs)
             askNewNode(neighbor, nowMs: nowMs)
+        } else {
+            nodes[neighbor]!.lastHeardMs = nowMs
+            nodes[neighbor]!.suspectSinceMs = nil
         }
         // The topology changed, and the neighbor (and all behind it) may not know us yet.
-        sendHeartbeat(nowMs: nowMs)
         requestState(nowMs: nowMs)
+        // The next LOAD goes out even if the counts did not change: the neighbor has none yet.
         lastLoad = ""
-        lastLoadMs = 0
     }
 
     public func linkDown(_ neighbor: NodeID, nowMs: UInt64) {
         guard neighbors.remove(neighbor) != nil else { return }
+        neighborsChanged(nowMs: nowMs)
+        // Alive, it is heard from again by another path within a heartbeat or two (its own
+        // HB, listing it has lost this link, makes the others forward its messages here);
+        // dead (a killed process closes its links), it is not (§5, "Liveness").
+        if nodes[neighbor] != nil { nodes[neighbor]!.suspectSinceMs = nowMs }
+    }
+
+    /// A link came or went: a new neighbor-set version, an HB soon (paced), routing anew.
+    private func neighborsChanged(nowMs: UInt64) {
+        neighborsVersion += 1
+        transitCache = nil
         lastTopologyChangeMs = nowMs
-        sendHeartbeat(nowMs: nowMs)
+        if heartbeatBudget.take(nowMs: nowMs) { sendHeartbeat(nowMs: nowMs) } else { heartbeatWanted = true }
     }
 
     // MARK: Input from peers
@@ -141,6 +183,12 @@ public final class Cluster {
     public func receive(bytes: UnsafeRawBufferPointer, from neighbor: NodeID, nowMs: UInt64, wallMs: UInt64) throws {
         if idCache.count > Tunables.maxChatOriginIDs { idCache.removeAll() }
         guard let c = try PeerChat.parse(bytes, ids: &idCache) else {
+            // A copy of a control message already handled (it came by another path): dropped
+            // on its header, before anything else of it is decoded or checked.
+            if let h = PeerHeader.parse(bytes), h.flood.seq != 0, let n = nodes[h.flood.origin], n.control.seen(h.flood.seq) {
+                heard(h.flood.origin, nowMs: nowMs)
+                return
+            }
             guard let text = String(validating: bytes, as: UTF8.self) else { throw PeerCodecError.malformed("line is not UTF-8") }
             return try receive(line: Substring(text), from: neighbor, nowMs: nowMs, wallMs: wallMs)
         }
@@ -164,6 +212,12 @@ public final class Cluster {
             return false
         }
 
+        /// The origin's neighbors as an HB lists them (nil for anything else, or `=`).
+        var listedNeighbors: Set<NodeID>? {
+            if case .decoded(.heartbeat(_, _, _, let list?)) = self { return Set(list) }
+            return nil
+        }
+
         /// The message itself, built only when it has to wait for an earlier one.
         var message: PeerMessage {
             switch self {
@@ -178,21 +232,40 @@ public final class Cluster {
     /// order, holding early messages back (`Cluster+Streams.swift`).
     private func ingest(_ m: Incoming, _ f: Flood, room: String?, raw: UnsafeRawBufferPointer, from neighbor: NodeID,
                         nowMs: UInt64, wallMs: UInt64) throws {
+        if f.seq == 0 {
+            // Direct (seq 0): not flooded, so neither de-duplicated nor ordered. Only a REPLY,
+            // and only on its origin's own link (§5, "Claims").
+            guard case .decoded(.reply(_, let claimant, let c, let granted)) = m, neighbor == f.origin else {
+                throw PeerCodecError.malformed("only a REPLY may be direct (seq 0), on its origin's own link")
+            }
+            guard let isNew = admit(f, isBye: false, from: neighbor, nowMs: nowMs) else { return }
+            take(reply: c, claimant: claimant, granted: granted, from: f.origin)
+            if isNew && nodes[f.origin] != nil { met(f.origin, nowMs: nowMs) }
+            return
+        }
         guard let isNew = admit(f, isBye: m.isBye, from: neighbor, nowMs: nowMs) else { return }
         // A copy that came by another path: links are FIFO, so copies are all a flood costs.
         guard var stream = unseenStream(f, room: room, nowMs: nowMs) else { return }
-        forward(raw, origin: f.origin, room: room, from: neighbor)
+        forward(raw, origin: f.origin, room: room, from: neighbor, listed: m.listedNeighbors)
         let ready = order(m, f, room: room, in: &stream, nowMs: nowMs)
         try applyHeld(ready.before, nowMs: nowMs, wallMs: wallMs)
         if ready.current { try handle(m, f, nowMs: nowMs, wallMs: wallMs) }
         try applyHeld(ready.after, nowMs: nowMs, wallMs: wallMs)
-        if isNew && nodes[f.origin] != nil {
-            // A node we did not know (a join, or a partition healing): claims wait for it from
-            // now on (not for the message that made it known: a stranger's first word is no
-            // answer to a claim), and it learns our state.
-            askNewNode(f.origin, nowMs: nowMs)
-            requestState(nowMs: nowMs)
-        }
+        if isNew && nodes[f.origin] != nil { met(f.origin, nowMs: nowMs) }
+    }
+
+    /// A node we did not know (a join, or a partition healing): claims wait for it from now
+    /// on (not for the message that made it known: a stranger's first word is no answer to
+    /// a claim), and it learns our state.
+    private func met(_ id: NodeID, nowMs: UInt64) {
+        askNewNode(id, nowMs: nowMs)
+        requestState(nowMs: nowMs)
+    }
+
+    /// Something came from `id` (by any path): it is alive.
+    private func heard(_ id: NodeID, nowMs: UInt64) {
+        nodes[id]?.lastHeardMs = nowMs
+        nodes[id]?.suspectSinceMs = nil
     }
 
     /// Steps 1 and 2 of §4: whether a message of this origin is taken at all, tracking the
@@ -221,15 +294,19 @@ public final class Cluster {
                 return nil
             }
             nodes[f.origin] = RemoteNode(advertise: "", lastHeardMs: nowMs)
+            transitCache = nil
             isNew = true
         }
-        nodes[f.origin]!.lastHeardMs = nowMs
+        heard(f.origin, nowMs: nowMs)
         return isNew
     }
 
     /// Step 4 of §4: the line, unchanged, to the neighbors the routing rule allows.
-    private func forward(_ raw: UnsafeRawBufferPointer, origin: NodeID, room: String?, from neighbor: NodeID) {
-        let forwardTo = targets(origin: origin, from: neighbor, room: room)
+    /// An HB's own neighbor list, when it has one, is the freshest word on who got it from
+    /// its origin directly.
+    private func forward(_ raw: UnsafeRawBufferPointer, origin: NodeID, room: String?, from neighbor: NodeID,
+                         listed: Set<NodeID>?) {
+        let forwardTo = targets(origin: origin, from: neighbor, room: room, listed: listed)
         guard !forwardTo.isEmpty else { return }
         let payload = Payload.line(prefix: [], text: raw)
         for q in forwardTo { transport?.send(payload, to: q) }
@@ -266,11 +343,23 @@ public final class Cluster {
         switch msg {
         case .hello, .auth, .error:
             break
-        case let .heartbeat(_, addr, list):
-            nodes[o]?.advertise = addr
-            let set = Set(list)
-            if nodes[o]?.neighbors != set { lastTopologyChangeMs = nowMs }
-            nodes[o]?.neighbors = set
+        case let .heartbeat(_, addr, version, list):
+            guard var n = nodes[o] else { break }
+            n.advertise = addr
+            if let list {
+                let set = Set(list)
+                if !n.neighborsKnown || n.neighbors != set { topologyChanged(nowMs: nowMs) }
+                n.neighbors = set
+                n.neighborsKnown = true
+            } else if n.neighborsVersion != version && n.neighborsKnown {
+                // `=` for a version whose list we missed (lost with a link): unknown until the
+                // origin lists it again (at its next change, or within `Tunables.neighborListEveryMs`).
+                n.neighbors = []
+                n.neighborsKnown = false
+                topologyChanged(nowMs: nowMs)
+            }
+            n.neighborsVersion = version
+            nodes[o] = n
             transport?.learned(node: o, address: addr)
         case let .state(_, rooms, claims):
             nodes[o]?.rooms = Set(rooms)
@@ -301,9 +390,10 @@ public final class Cluster {
     /// Neighbors a message from `origin` (received from `from`, nil when it is ours) goes on to.
     /// A neighbor of the origin got it from the origin itself; a room message goes only towards
     /// nodes with members in the room, or towards nodes this one cannot reach otherwise.
-    func targets(origin: NodeID, from: NodeID?, room: String?) -> [NodeID] {
+    /// `listed`: the origin's neighbors as the message itself lists them (an HB), if it does.
+    func targets(origin: NodeID, from: NodeID?, room: String?, listed: Set<NodeID>? = nil) -> [NodeID] {
         var out: [NodeID] = []
-        let originNeighbors = origin == me ? [] : (nodes[origin]?.neighbors ?? [])
+        let originNeighbors = origin == me ? [] : (listed ?? nodes[origin].map { $0.neighborsKnown ? $0.neighbors : [] } ?? [])
         for q in neighbors where q != from && q != origin && !originNeighbors.contains(q) {
             if let room, !(nodes[q]?.rooms.contains(room) ?? false), !isTransit(q) { continue }
             out.append(q)
@@ -312,9 +402,23 @@ public final class Cluster {
     }
 
     /// True when `q` links to a node this one has no link to: traffic may need to pass through it.
+    /// A neighbor whose links are not known is assumed to be one. Computed for every
+    /// neighbor at once after a change (`transitCache`), not per message.
     private func isTransit(_ q: NodeID) -> Bool {
-        guard let n = nodes[q] else { return true }
-        return n.neighbors.contains { $0 != me && !neighbors.contains($0) }
+        if transitCache == nil {
+            transitCache = Set(neighbors.filter { q in
+                guard let n = nodes[q], n.neighborsKnown else { return true }
+                return n.neighbors.contains { $0 != me && !neighbors.contains($0) }
+            })
+        }
+        return transitCache!.contains(q)
+    }
+
+    /// A link came or went somewhere (a changed HB list): routing anew, and new chat streams
+    /// may not start at their first message for a while.
+    private func topologyChanged(nowMs: UInt64) {
+        lastTopologyChangeMs = nowMs
+        transitCache = nil
     }
 
     // MARK: Output
@@ -331,9 +435,18 @@ public final class Cluster {
         for q in to { transport?.send(payload, to: q) }
     }
 
+    /// The neighbor list goes out when it changed and every `Tunables.neighborListEveryMs`;
+    /// other HBs say `=` (docs/cluster-protocol.md §5: a quiet cluster's HBs stay small).
     private func sendHeartbeat(nowMs: UInt64) {
         lastHeartbeatMs = nowMs
-        flood(.heartbeat(next(), advertise: advertise, neighbors: neighbors.sorted()))
+        heartbeatWanted = false
+        var list: [NodeID]?
+        if listedVersion != neighborsVersion || nowMs >= lastListMs + Tunables.neighborListEveryMs {
+            list = neighbors.sorted()
+            listedVersion = neighborsVersion
+            lastListMs = nowMs
+        }
+        flood(.heartbeat(next(), advertise: advertise, version: neighborsVersion, neighbors: list))
     }
 
     func sendState() {
@@ -368,12 +481,14 @@ public final class Cluster {
 
     /// Called every heartbeat interval or so: heartbeats, dead nodes, claims to resend.
     public func tick(nowMs: UInt64) {
+        let stall = liveness.tick(nowMs: nowMs)
+        if stall > 0 { excuse(stall) }
         releaseExpiredHolds(nowMs: nowMs, wallMs: clock().wallMs)
-        if nowMs >= lastHeartbeatMs + heartbeatMs { sendHeartbeat(nowMs: nowMs) }
-        if stateWanted { requestState(nowMs: nowMs) }
-        for (id, n) in nodes where nowMs > n.lastHeardMs + peerTimeoutMs {
-            drop(id, until: nil)
+        if nowMs >= lastHeartbeatMs + heartbeatMs || (heartbeatWanted && heartbeatBudget.take(nowMs: nowMs)) {
+            sendHeartbeat(nowMs: nowMs)
         }
+        if stateWanted { requestState(nowMs: nowMs) }
+        dropDeadNodes(nowMs: nowMs)
         dropSilentNodes(nowMs: nowMs)
         departed = departed.filter { nowMs < $0.value }
         if nowMs >= lastLoadMs + Tunables.loadEveryMs && !neighbors.isEmpty { sendLoad(nowMs: nowMs) }
@@ -386,10 +501,47 @@ public final class Cluster {
         resendClaims(nowMs: nowMs)
     }
 
+    /// The peer timeout, stretched while this node itself lags (`Liveness`).
+    public var effectivePeerTimeoutMs: UInt64 { liveness.stretched(peerTimeoutMs) }
+
+    /// Nodes silent for the peer timeout, and neighbors whose link closed and that were not
+    /// heard from by any path for `Tunables.suspectHeartbeats` heartbeats since (a killed
+    /// node's links close at once; a live one is heard again through the others). Both
+    /// timeouts stretch while this node lags (`Liveness`).
+    private func dropDeadNodes(nowMs: UInt64) {
+        let timeout = effectivePeerTimeoutMs
+        let suspectTimeout = liveness.stretched(Tunables.suspectHeartbeats * heartbeatMs)
+        var dead: [(NodeID, Bool)] = []
+        for (id, n) in nodes {
+            if nowMs > n.lastHeardMs + timeout {
+                dead.append((id, false))
+            } else if let since = n.suspectSinceMs, nowMs > since + suspectTimeout {
+                dead.append((id, true))
+            }
+        }
+        for (id, linkLost) in dead {
+            drop(id, until: nil)
+            onEvent?(.declaredDead(id, linkLost: linkLost))
+        }
+    }
+
+    /// The loop did not run for `stall` ms: no peer's silence in that time counts against it,
+    /// nor against a claim waiting for its answer.
+    private func excuse(_ stall: UInt64) {
+        for id in nodes.keys {
+            nodes[id]!.lastHeardMs += stall
+            if nodes[id]!.suspectSinceMs != nil { nodes[id]!.suspectSinceMs! += stall }
+        }
+        for name in pending.keys {
+            for id in pending[name]!.waiting.keys { pending[name]!.waiting[id]! += stall }
+        }
+    }
+
     /// A node died, was cut off, or left: its names are free, its rooms no longer need
     /// traffic. With `until`, its messages are ignored until then (BYE, or no answer).
     func drop(_ id: NodeID, until: UInt64?) {
         nodes[id] = nil
+        transitCache = nil
         if let until { departed[id] = until }
         registry.drop(id)
         stopAwaiting(id)

@@ -2,19 +2,53 @@
 /// is a new incarnation with a new id, so its old state can be dropped without ambiguity
 /// (docs/cluster-protocol.md §2). Ids order the tie-breaks of the protocol.
 public struct NodeID: Hashable, Comparable, Sendable, CustomStringConvertible {
-    public let text: String
+    /// The id's 64 bits. Held as a number, not as its text: every message carries ids, and
+    /// a node hashes and compares them per message and per neighbor (docs/scaling.md).
+    public let value: UInt64
 
+    public init(value: UInt64) { self.value = value }
+
+    /// Parses exactly 16 lowercase hex digits.
     public init?(_ text: String) {
-        guard text.utf8.count == 16, text.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) })
-        else { return nil }
-        self.text = text
+        var v: UInt64 = 0
+        var n = 0
+        for c in text.utf8 {
+            n += 1
+            guard n <= 16, let d = NodeID.digit(c) else { return nil }
+            v = v << 4 | d
+        }
+        guard n == 16 else { return nil }
+        value = v
     }
+
+    /// Parses exactly 16 lowercase hex digits from bytes.
+    public init?(bytes: UnsafeRawBufferPointer) {
+        guard bytes.count == 16 else { return nil }
+        var v: UInt64 = 0
+        for c in bytes {
+            guard let d = NodeID.digit(c) else { return nil }
+            v = v << 4 | d
+        }
+        value = v
+    }
+
+    @inline(__always) static func digit(_ c: UInt8) -> UInt64? {
+        switch c {
+        case 0x30...0x39: return UInt64(c - 0x30)
+        case 0x61...0x66: return UInt64(c - 0x61 + 10)
+        default: return nil
+        }
+    }
+
+    /// The 16 lowercase hex digits.
+    public var text: String { Hex.encode(value) }
 
     public static func random<G: RandomNumberGenerator>(using g: inout G) -> NodeID {
-        NodeID(Hex.encode(UInt64.random(in: .min ... .max, using: &g)))!
+        NodeID(value: UInt64.random(in: .min ... .max, using: &g))
     }
 
-    public static func < (a: NodeID, b: NodeID) -> Bool { a.text < b.text }
+    /// Fixed-width lowercase hex orders as its number does.
+    public static func < (a: NodeID, b: NodeID) -> Bool { a.value < b.value }
     public var description: String { text }
 }
 

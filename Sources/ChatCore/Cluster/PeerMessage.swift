@@ -1,4 +1,4 @@
-/// The inter-node line protocol, version 2 (docs/cluster-protocol.md). One message per
+/// The inter-node line protocol, version 3 (docs/cluster-protocol.md). One message per
 /// `\n`-terminated line; fields separated by one space; a chat message's text is the rest
 /// of the line. Every flooded message carries its origin node and that node's sequence number.
 public enum PeerMessage: Equatable, Sendable {
@@ -8,15 +8,18 @@ public enum PeerMessage: Equatable, Sendable {
     case auth(proof: String)
     /// Refuses or ends a link with a reason: `ERROR <text>`.
     case error(reason: String)
-    /// Flooded: `HB <origin> <seq> <advertise> <neighbors,...|->` — liveness and link state.
-    case heartbeat(Flood, advertise: String, neighbors: [NodeID])
+    /// Flooded: `HB <origin> <seq> <advertise> <version> <neighbors,...|-|=>` — liveness and
+    /// link state. `version` numbers the origin's neighbor set; `neighbors` is nil for `=`:
+    /// the set is the one the origin last listed with this version.
+    case heartbeat(Flood, advertise: String, version: UInt64, neighbors: [NodeID]?)
     /// Flooded: `STATE <origin> <seq> <rooms,...|-> <name:ts,...|->` — the origin's whole state.
     case state(Flood, rooms: [String], claims: [NameClaim])
     /// Flooded: `ROOM <origin> <seq> <+|-> <room>` — the origin has (+) or no longer has (-) members in room.
     case room(Flood, joined: Bool, room: String)
     /// Flooded: `CLAIM <origin> <seq> <name> <ts>` — the origin asks to grant a username.
     case claim(Flood, NameClaim)
-    /// Flooded: `REPLY <origin> <seq> <claimant> <name> <ts> <yes|no>` — an answer to a claim.
+    /// Flooded, or direct to a claimant that is a neighbor (seq 0):
+    /// `REPLY <origin> <seq> <claimant> <name> <ts> <yes|no>` — an answer to a claim.
     case reply(Flood, claimant: NodeID, NameClaim, granted: Bool)
     /// Flooded: `RELEASE <origin> <seq> <name> <ts>` — the origin's claim on a name ended.
     case release(Flood, NameClaim)
@@ -27,7 +30,7 @@ public enum PeerMessage: Equatable, Sendable {
     /// Routed by room: `MSG <origin> <seq> <room> <user> <text>` — seq counts per (origin, room).
     case chat(Flood, room: String, user: String, text: String)
 
-    public static let version = 2
+    public static let version = 3
     public static let helloPrefix = "TCPCHAT-PEER/\(version)"
 }
 
@@ -67,8 +70,8 @@ extension PeerMessage {
             return "\(PeerMessage.helloPrefix) HELLO \(node) \(advertise) \(nonce) \(secret ? "secret" : "open")"
         case let .auth(proof): return "AUTH \(proof)"
         case let .error(reason): return "ERROR \(reason)"
-        case let .heartbeat(f, advertise, neighbors):
-            return "HB \(f.origin) \(f.seq) \(advertise) \(PeerMessage.list(neighbors.map(\.text)))"
+        case let .heartbeat(f, advertise, version, neighbors):
+            return "HB \(f.origin) \(f.seq) \(advertise) \(version) \(neighbors.map { PeerMessage.list($0.map(\.text)) } ?? "=")"
         case let .state(f, rooms, claims):
             return "STATE \(f.origin) \(f.seq) \(PeerMessage.list(rooms)) \(PeerMessage.list(claims.map { "\($0.name):\($0.ts)" }))"
         case let .room(f, joined, room): return "ROOM \(f.origin) \(f.seq) \(joined ? "+" : "-") \(room)"
@@ -124,10 +127,13 @@ extension PeerMessage {
         }),
         "AUTH": (1, { f in .auth(proof: f[0]) }),
         "ERROR": (1, { f in .error(reason: f[0]) }),
-        "HB": (4, { f in
-            let list = try f.list(3)
+        "HB": (5, { f in
+            let version = try Fields.number(f[3])
+            guard f[4] != "=" else { return .heartbeat(try f.flood(), advertise: try f.address(2), version: version, neighbors: nil) }
+            let list = try f.list(4)
             guard list.count <= Limits.maxClusterNodes else { throw PeerCodecError.malformed("HB lists more than \(Limits.maxClusterNodes) neighbors") }
-            return .heartbeat(try f.flood(), advertise: try f.address(2), neighbors: try list.map { try Fields.node($0) })
+            return .heartbeat(try f.flood(), advertise: try f.address(2), version: version,
+                              neighbors: try list.map { try Fields.node($0) })
         }),
         "STATE": (4, { f in
             .state(try f.flood(), rooms: try f.list(2).map { try Fields.name($0, max: Limits.maxChatIDLength) },
@@ -270,7 +276,7 @@ extension PeerMessage {
     var flood: Flood? {
         switch self {
         case .hello, .auth, .error: return nil
-        case .heartbeat(let f, _, _), .state(let f, _, _), .room(let f, _, _), .claim(let f, _),
+        case .heartbeat(let f, _, _, _), .state(let f, _, _), .room(let f, _, _), .claim(let f, _),
              .reply(let f, _, _, _), .release(let f, _), .bye(let f), .chat(let f, _, _, _), .load(let f, _, _):
             return f
         }
@@ -279,6 +285,33 @@ extension PeerMessage {
     var chatRoom: String? {
         if case .chat(_, let room, _, _) = self { return room }
         return nil
+    }
+}
+
+/// The `<origin> <seq>` of a flooded control line (not MSG), read from its bytes without
+/// decoding the rest: a copy that came by another path is dropped on this alone
+/// (`Cluster.receive(bytes:)`, docs/cluster-protocol.md §4). Nil when the line does not
+/// start like a control message; the full decode then judges it.
+struct PeerHeader {
+    let flood: Flood
+
+    static func parse(_ b: UnsafeRawBufferPointer) -> PeerHeader? {
+        guard let verbEnd = b.firstIndex(of: 0x20), verbEnd >= 2, verbEnd <= 7 else { return nil }
+        // Every control verb is 2 to 7 capital letters; the handshake's are not flooded.
+        guard b[..<verbEnd].allSatisfy({ $0 >= 0x41 && $0 <= 0x5A }) else { return nil }
+        let idStart = verbEnd + 1
+        guard b.count > idStart + 17, b[idStart + 16] == 0x20,
+              let origin = NodeID(bytes: UnsafeRawBufferPointer(rebasing: b[idStart..<idStart + 16])) else { return nil }
+        var seq: UInt64 = 0
+        var at = idStart + 17
+        while at < b.count, b[at] != 0x20 {
+            let c = b[at]
+            guard c >= 0x30 && c <= 0x39, seq < UInt64(Int64.max) / 10 else { return nil }
+            seq = seq * 10 + UInt64(c - 0x30)
+            at += 1
+        }
+        guard at > idStart + 17 else { return nil }
+        return PeerHeader(flood: Flood(origin: origin, seq: seq))
     }
 }
 
