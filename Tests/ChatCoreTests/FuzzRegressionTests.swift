@@ -37,7 +37,7 @@ import Testing
         #expect(Set(net[0].cluster.liveNodes) == [net[1].id, net[2].id], "A did not learn of C")
         net.advance(1000)
         #expect(net.holders(of: "ann").count == 1,
-                "ann is held on nodes \(net.holders(of: "ann")) of a connected cluster; A got \(annA.received), C got \(annC.received)")
+                "ann is held on nodes \(net.holders(of: "ann")) of a connected cluster; A got \(annA.lines), C got \(annC.lines)")
         #expect(!(annA.got200 && annC.got200 && !annA.endRequested && !annC.endRequested), "both logins of ann are in")
     }
 
@@ -66,7 +66,7 @@ import Testing
         // until it is dropped as silent (the peer timeout).
         net.advance(net[0].cluster.peerTimeoutMs + 1000)
         #expect(net.refused.isEmpty, "node 1 refused what node 0 sent: \(net.refused.map { "\($0.line): \($0.error)" })")
-        #expect(bob.got200, "bob's login was not granted: \(bob.received)")
+        #expect(bob.got200, "bob's login was not granted: \(bob.lines)")
     }
 
     /// Fuzz target `cluster`, input
@@ -133,7 +133,7 @@ import Testing
         net.advance(2000)
         #expect(net.refused.isEmpty)
         #expect(net.holders(of: "ann").count == 1,
-                "ann is held on nodes \(net.holders(of: "ann")) of a connected cluster; A got \(annA.received), B got \(annB.received)")
+                "ann is held on nodes \(net.holders(of: "ann")) of a connected cluster; A got \(annA.lines), B got \(annB.lines)")
         #expect(!(annA.got200 && annB.got200 && !annA.endRequested && !annB.endRequested), "both logins of ann are in")
     }
 }
