@@ -13,38 +13,18 @@ a node stopping shows the lost connection and a Reconnect button. Prints one lin
 check and `browser: ok (N.N s)`; exits 1 at the first failed check. Every wait is bounded.
 """
 import argparse
-import socket
 import subprocess
 import sys
 import time
 
 from playwright.sync_api import expect, sync_playwright
 
-from webnode import Node, checker
+from webnode import TCP, Node, checker
 
 TIMEOUT_MS = 20_000
 
 
 check = checker("browser")
-
-
-class TCP:
-    def __init__(self, port, handshake):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.buf = b""
-        self.s.sendall(handshake.encode() + b"\n")
-
-    def line(self):
-        while b"\n" not in self.buf:
-            data = self.s.recv(4096)
-            if not data:
-                raise EOFError("closed")
-            self.buf += data
-        line, self.buf = self.buf.split(b"\n", 1)
-        return line.decode()
-
-    def say(self, text):
-        self.s.sendall(text.encode() + b"\n")
 
 
 def join(page, url, user, room):

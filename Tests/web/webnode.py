@@ -1,9 +1,13 @@
-"""What the web tests share (browser.py, ws_edge.py): a node process on loopback and the
-one-line-per-check reporting. Imported from the scripts' own folder (Python puts a
-script's folder first on sys.path)."""
+"""What the web tests share (browser.py, ws_edge.py): a node process on loopback, a plain
+line client, and the one-line-per-check reporting. Imported from the scripts' own folder
+(Python puts a script's folder first on sys.path)."""
 import re
 import signal
+import socket
 import subprocess
+import time
+
+TIMEOUT = 10.0
 
 
 class Node:
@@ -43,6 +47,32 @@ class Node:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
+
+
+class TCP:
+    """A line client of the plain protocol."""
+
+    def __init__(self, port, handshake):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        self.buf = b""
+        self.s.sendall(handshake.encode() + b"\n")
+
+    def line(self):
+        deadline = time.monotonic() + TIMEOUT
+        while b"\n" not in self.buf:
+            self.s.settimeout(max(0.01, deadline - time.monotonic()))
+            data = self.s.recv(4096)
+            if not data:
+                raise EOFError("closed")
+            self.buf += data
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode()
+
+    def say(self, text):
+        self.s.sendall(text.encode() + b"\n")
+
+    def close(self):
+        self.s.close()
 
 
 def checker(name):

@@ -22,7 +22,7 @@ import urllib.request
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from webnode import Node, checker
+from webnode import TCP, Node, checker
 
 TIMEOUT = 10.0
 
@@ -41,32 +41,6 @@ async def closed_code(ws):
             await asyncio.wait_for(ws.recv(), TIMEOUT)
     except ConnectionClosed as e:
         return e.rcvd.code if e.rcvd else None
-
-
-class TCP:
-    """A line client of the plain protocol."""
-
-    def __init__(self, port, handshake):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-        self.buf = b""
-        self.s.sendall(handshake.encode() + b"\n")
-
-    def line(self):
-        deadline = time.monotonic() + TIMEOUT
-        while b"\n" not in self.buf:
-            self.s.settimeout(max(0.01, deadline - time.monotonic()))
-            data = self.s.recv(4096)
-            if not data:
-                raise EOFError("closed")
-            self.buf += data
-        line, self.buf = self.buf.split(b"\n", 1)
-        return line.decode()
-
-    def say(self, text):
-        self.s.sendall(text.encode() + b"\n")
-
-    def close(self):
-        self.s.close()
 
 
 class Raw:
