@@ -71,7 +71,15 @@ let package = Package(
         ),
         // Processes, pipes, deadlines, `retry`, the binary's path and a seeded PRNG, shared by the test targets.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore", "TestSupport"]),
+        // The in-memory cluster network, one file shared with the `cluster` fuzz target (CONTRIBUTING.md).
+        .target(
+            name: "InMemoryClusterSupport",
+            dependencies: ["ChatCore"],
+            path: "Fuzz/Support",
+            sources: ["InMemoryCluster.swift"],
+            swiftSettings: [.define("IN_MEMORY_CLUSTER_MODULE")]
+        ),
+        .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore", "TestSupport", "InMemoryClusterSupport"]),
         .testTarget(name: "ChatNodeTests", dependencies: ["ChatCore", "TestSupport", "tcp_chat"]),
         .testTarget(name: "ChatBenchTests", dependencies: ["ChatBench", "ChatCore", "TestSupport", "tcp_chat"]),
         .testTarget(name: "ChatClientTests", dependencies: ["ChatClient", "ChatCore", "TestSupport", "tcp_chat"]),

@@ -14,14 +14,11 @@ final class ClientHandler: ConnectionHandler, SessionSink {
     private var session: Session?
     /// The handshake named this user and the cluster is settling the name.
     private var waitingFor: ChatName?
-    private var rate: RateLimiter
-    /// Reading paused by the rate limit; silence does not count while paused (docs/protocol.md §2).
-    private var paused = false
-    private var toldRate = false
-    /// What the one timer waits for: end of handshake time, a silence, or a resume.
+    /// The rate limit's pauses; silence does not count while paused (docs/protocol.md §2).
+    private var rate: RatePause
+    /// What the one timer waits for: end of handshake time, a silence, or a resume (`rate`).
     private var handshakeDeadline: UInt64?
     private var silenceDeadline: UInt64?
-    private var resumeDeadline: UInt64?
     let id: UInt64
     private(set) var address = "?"
     /// The connection became a peer link or a status request: this handler no longer
@@ -34,7 +31,7 @@ final class ClientHandler: ConnectionHandler, SessionSink {
         self.id = id
         let limits = node.hub.limits
         framer = MessageFramer(maxBytes: limits.maxHandshakeBytes)
-        rate = RateLimiter(rate: limits.rateLimit, nowMs: node.loop.nowMs)
+        rate = RatePause(rate: limits.rateLimit, nowMs: node.loop.nowMs)
         handshakeDeadline = node.loop.nowMs + limits.handshakeTimeoutMs
     }
 
@@ -94,16 +91,13 @@ final class ClientHandler: ConnectionHandler, SessionSink {
                 handshake(frame, framing: .line)
                 continue
             }
-            if !rate.isUnlimited && framer.hasPartial {
-                let wait = rate.waitMs(nowMs: loop.nowMs)
-                if wait > 0 { pause(for: wait); return }
-            }
+            if let wait = rate.pauseNeeded(pending: framer.hasPartial, nowMs: loop.nowMs) { pause(for: wait); return }
             guard let frame = framer.next() else { break }
-            _ = rate.take(nowMs: loop.nowMs)
+            rate.take(nowMs: loop.nowMs)
             deliver(frame)
         }
         guard state == .open, !handedOver else { return }
-        if paused { paused = false; resumeDeadline = nil; conn.startReading() }
+        if rate.endPause() { conn.startReading() }
         if framer.hasPartial && waitingFor == nil { silenceDeadline = loop.nowMs + limits.silenceMs }
         rearm()
     }
@@ -118,11 +112,9 @@ final class ClientHandler: ConnectionHandler, SessionSink {
     private func pause(for ms: UInt64) {
         loop.stats.rateLimitPauses += 1
         conn.stopReading()
-        paused = true
-        resumeDeadline = loop.nowMs + ms
+        rate.pause(for: ms, nowMs: loop.nowMs)
         silenceDeadline = nil
-        if !toldRate, let session {
-            toldRate = true
+        if let session, rate.shouldTell() {
             send(node.hub.rateLimited, length: node.hub.rateLimited.length(for: session.framing))
         }
         rearm()
@@ -137,12 +129,11 @@ final class ClientHandler: ConnectionHandler, SessionSink {
             close(reason: "handshake timeout")
             return
         }
-        if let r = resumeDeadline, now >= r {
-            resumeDeadline = nil
+        if rate.resumeIsDue(nowMs: now) {
             process()
             return
         }
-        if let s = silenceDeadline, now >= s, !paused, waitingFor == nil {
+        if let s = silenceDeadline, now >= s, !rate.isPaused, waitingFor == nil {
             silenceDeadline = nil
             if let frame = framer.flushPartial() {
                 if session == nil { handshake(frame, framing: .raw) } else {
@@ -160,7 +151,7 @@ final class ClientHandler: ConnectionHandler, SessionSink {
         var next = UInt64.max
         if let h = handshakeDeadline { next = h }
         if let s = silenceDeadline { next = min(next, s) }
-        if let r = resumeDeadline { next = min(next, r) }
+        if let r = rate.resumeDeadline { next = min(next, r) }
         if next == .max { conn.cancelTimer(); return }
         let now = loop.nowMs
         conn.setTimer(next > now ? next - now : 0)

@@ -316,16 +316,8 @@ final class Connection {
             batch.conn = self
             let bytes = batch.fill(from: outbox, into: bufs)
             loop.stats.bytesOut += bytes
-            batch.req.pointee.data = Unmanaged.passRetained(batch).toOpaque()
             // libuv copies the buffer descriptors into its request: one scratch array serves all.
-            let rc = uv_write(batch.req, cuv_stream(tcp), loop.writeBufs, UInt32(batch.count), onWrite)
-            if rc != 0 {
-                batch.reset()
-                Unmanaged<WriteBatch>.fromOpaque(batch.req.pointee.data).release()
-                close(reason: "write failed: \(uvError(rc))")
-                return
-            }
-            inflightWrites += 1
+            guard submit(batch, bufs, count: batch.count) else { return }
         }
         afterWrites()
     }
@@ -367,21 +359,30 @@ final class Connection {
             batch.conn = self
             batch.owned = bytes
             loop.stats.bytesOut += count
-            batch.req.pointee.data = Unmanaged.passRetained(batch).toOpaque()
             var buf = uv_buf_t(base: bytes.assumingMemoryBound(to: CChar.self), len: count)
-            let rc = uv_write(batch.req, cuv_stream(tcp), &buf, 1, onWrite)
-            if rc != 0 {
-                batch.reset()
-                Unmanaged<WriteBatch>.fromOpaque(batch.req.pointee.data).release()
-                close(reason: "write failed: \(uvError(rc))")
-                return
-            }
-            inflightWrites += 1
+            guard submit(batch, &buf, count: 1) else { return }
         }
         afterWrites()
     }
 
     private var tlsShutdownSent = false
+
+    /// Hands one filled batch to libuv, the batch retained until its write callback. On
+    /// failure the batch is reset and released and the connection closed: false tells the
+    /// flush to stop.
+    @inline(__always)
+    private func submit(_ batch: WriteBatch, _ bufs: UnsafePointer<uv_buf_t>, count: Int) -> Bool {
+        batch.req.pointee.data = Unmanaged.passRetained(batch).toOpaque()
+        let rc = uv_write(batch.req, cuv_stream(tcp), bufs, UInt32(count), onWrite)
+        if rc != 0 {
+            batch.reset()
+            Unmanaged<WriteBatch>.fromOpaque(batch.req.pointee.data).release()
+            close(reason: "write failed: \(uvError(rc))")
+            return false
+        }
+        inflightWrites += 1
+        return true
+    }
 
     /// After handing bytes to libuv: the slow-consumer and memory checks, and the end of a drain.
     private func afterWrites() {

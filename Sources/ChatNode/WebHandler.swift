@@ -21,12 +21,9 @@ final class WebHandler: ConnectionHandler, SessionSink {
     private var decoder: WebSocketDecoder
     private var session: Session?
     private var waitingFor: ChatName?
-    private var rate: RateLimiter
-    private var paused = false
-    private var toldRate = false
+    private var rate: RatePause
     /// Until the session is logged in: the connection's handshake time.
     private var handshakeDeadline: UInt64?
-    private var resumeDeadline: UInt64?
 
     init(node: Node, conn: Connection, id: UInt64, address: String, handshakeDeadline: UInt64?) {
         self.node = node
@@ -36,7 +33,7 @@ final class WebHandler: ConnectionHandler, SessionSink {
         self.handshakeDeadline = handshakeDeadline
         let limits = node.hub.limits
         decoder = WebSocketDecoder(maxMessageBytes: limits.maxHandshakeBytes)
-        rate = RateLimiter(rate: limits.rateLimit, nowMs: node.loop.nowMs)
+        rate = RatePause(rate: limits.rateLimit, nowMs: node.loop.nowMs)
     }
 
     private var loop: EventLoop { conn.loop }
@@ -133,9 +130,8 @@ final class WebHandler: ConnectionHandler, SessionSink {
     /// Hands out every event the rate allows, then decides what the timer waits for.
     private func process() {
         while conn.state == .open && phase == .webSocket && waitingFor == nil {
-            if session != nil && !rate.isUnlimited && decoder.bufferedBytes > 0 {
-                let wait = rate.waitMs(nowMs: loop.nowMs)
-                if wait > 0 { pause(for: wait); return }
+            if session != nil, let wait = rate.pauseNeeded(pending: decoder.bufferedBytes > 0, nowMs: loop.nowMs) {
+                pause(for: wait); return
             }
             guard let event = decoder.next() else { break }
             switch event {
@@ -143,7 +139,7 @@ final class WebHandler: ConnectionHandler, SessionSink {
                 if session == nil {
                     handshake(message)
                 } else {
-                    _ = rate.take(nowMs: loop.nowMs)
+                    rate.take(nowMs: loop.nowMs)
                     deliver(message)
                 }
             case .ping(let payload):
@@ -159,7 +155,7 @@ final class WebHandler: ConnectionHandler, SessionSink {
             }
         }
         guard conn.state == .open else { return }
-        if paused { paused = false; resumeDeadline = nil; conn.startReading() }
+        if rate.endPause() { conn.startReading() }
         if session != nil { decoder.releaseIfEmpty() }
         rearm()
     }
@@ -174,10 +170,8 @@ final class WebHandler: ConnectionHandler, SessionSink {
     private func pause(for ms: UInt64) {
         loop.stats.rateLimitPauses += 1
         conn.stopReading()
-        paused = true
-        resumeDeadline = loop.nowMs + ms
-        if !toldRate, session != nil {
-            toldRate = true
+        rate.pause(for: ms, nowMs: loop.nowMs)
+        if session != nil, rate.shouldTell() {
             sendText(node.hub.rateLimited)
         }
         rearm()
@@ -263,8 +257,7 @@ final class WebHandler: ConnectionHandler, SessionSink {
             }
             return
         }
-        if let r = resumeDeadline, now >= r {
-            resumeDeadline = nil
+        if rate.resumeIsDue(nowMs: now) {
             process()
             return
         }
@@ -275,7 +268,7 @@ final class WebHandler: ConnectionHandler, SessionSink {
         guard conn.state == .open else { return }
         var next = UInt64.max
         if let h = handshakeDeadline { next = h }
-        if let r = resumeDeadline { next = min(next, r) }
+        if let r = rate.resumeDeadline { next = min(next, r) }
         if next == .max { conn.cancelTimer(); return }
         let now = loop.nowMs
         conn.setTimer(next > now ? next - now : 0)

@@ -8,10 +8,7 @@ struct ClientCommand: ParsableCommand {
         abstract: "Connect to a chat node and chat in one room."
     )
 
-    @Option(name: [.short, .customLong("address"), .customLong("adress")], help: "Node address.")
-    var address = "localhost"
-    @Option(name: .shortAndLong, help: "Node port.")
-    var port = 8888
+    @OptionGroup var node: NodeAddressOptions
     @Option(name: .shortAndLong, help: "Your name in the chat: A-Z a-z 0-9 /, at most 32.")
     var username: String
     @Option(name: [.short, .customLong("chat")], help: "Room to join (created if new): A-Z a-z 0-9 /, at most 64.")
@@ -20,10 +17,7 @@ struct ClientCommand: ParsableCommand {
     var line = false
     @Flag(help: "The original protocol only: bare handshake, one read is one message (for the original server; forgeable, see docs/protocol.md).")
     var raw = false
-    @Flag(help: "Use TLS: the node's certificate must verify (system trust store or --tls-ca) and name the host.")
-    var tls = false
-    @Option(help: ArgumentHelp("CA certificates (PEM) the node's certificate must chain to; implies --tls.", valueName: "FILE"))
-    var tlsCa: String?
+    @OptionGroup var tlsOptions: NodeTLSOptions
 
     func validate() throws {
         if line && raw { throw ValidationError("--line and --raw exclude each other") }
@@ -31,9 +25,9 @@ struct ClientCommand: ParsableCommand {
 
     func run() throws {
         let mode: HandshakePlan.Mode = line ? .line : raw ? .raw : .auto
-        var config = ClientConfiguration(host: address, port: port, username: username, chatID: chatID, mode: mode)
-        config.tls = tls || tlsCa != nil
-        config.tlsCA = tlsCa
+        var config = ClientConfiguration(host: node.address, port: node.port, username: username, chatID: chatID, mode: mode)
+        config.tls = tlsOptions.tls || tlsOptions.tlsCa != nil
+        config.tlsCA = tlsOptions.tlsCa
         let code = TerminalClient.run(config)
         if code != 0 { throw ExitCode(code) }
     }

@@ -15,23 +15,17 @@ struct StatusCommand: ParsableCommand {
         discussion: "Rooms and member counts need the cluster secret when the cluster has one."
     )
 
-    @Option(name: [.short, .customLong("address"), .customLong("adress")], help: "Node address.")
-    var address = "localhost"
-    @Option(name: .shortAndLong, help: "Node port.")
-    var port = 8888
+    @OptionGroup var node: NodeAddressOptions
     @Option(help: ArgumentHelp("File holding the cluster secret (also TCP_CHAT_CLUSTER_SECRET_FILE).", valueName: "FILE"))
     var clusterSecretFile: String?
-    @Flag(help: "Use TLS: the node's certificate must verify (system trust store or --tls-ca) and name the host.")
-    var tls = false
-    @Option(help: ArgumentHelp("CA certificates (PEM) the node's certificate must chain to; implies --tls.", valueName: "FILE"))
-    var tlsCa: String?
+    @OptionGroup var tlsOptions: NodeTLSOptions
     @Flag(help: "Print the node's JSON report as it is.")
     var json = false
 
     func run() throws {
         let file = clusterSecretFile ?? processEnvironment()["TCP_CHAT_CLUSTER_SECRET_FILE"]
         let secret = try file.map { try readSecret($0) }
-        switch StatusClient.fetch(host: address, port: port, secret: secret, tls: tls, caFile: tlsCa) {
+        switch StatusClient.fetch(host: node.address, port: node.port, secret: secret, tls: tlsOptions.tls, caFile: tlsOptions.tlsCa) {
         case .failure(let f):
             let line = Array("\(LogSafe.text("\(f)", max: 500))\n".utf8)
             _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }

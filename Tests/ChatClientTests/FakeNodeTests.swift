@@ -10,11 +10,23 @@ import TestSupport
         try Child(try TestEnv.requireBinary(), ["client", "-a", "127.0.0.1", "-p", "\(node.port)", "-u", user, "-c", "room"] + extra)
     }
 
+    /// Starts the client and takes its connection once its handshake has arrived: a line,
+    /// or with `--raw` the 10 bare bytes of `alice_room`.
+    private func handshaken(_ node: FakeNode, _ extra: [String] = [],
+                            sourceLocation: SourceLocation = #_sourceLocation) throws -> (Child, RawSocket) {
+        let alice = try client(node, extra)
+        let conn = try node.accept()
+        if extra.contains("--raw") {
+            #expect(conn.read { $0.count >= 10 }, sourceLocation: sourceLocation)
+        } else {
+            #expect(conn.read { $0.last == UInt8(ascii: "\n") }, sourceLocation: sourceLocation)
+        }
+        return (alice, conn)
+    }
+
     @Test func lineSessionWithMessagesBehindThe200() throws {
         let node = try FakeNode()
-        let alice = try client(node, ["--line"])
-        let conn = try node.accept()
-        #expect(conn.read { $0.last == UInt8(ascii: "\n") })
+        let (alice, conn) = try handshaken(node, ["--line"])
         #expect(conn.receivedText == "alice_room\n")
 
         conn.send("200\nbob - early\n")   // the reply and a message in one read
@@ -36,9 +48,7 @@ import TestSupport
 
     @Test func rawSessionSendsBareMessagesApartAndLeavesByClosing() throws {
         let node = try FakeNode()
-        let alice = try client(node, ["--raw"])
-        let conn = try node.accept()
-        #expect(conn.read { $0.count >= 10 })
+        let (alice, conn) = try handshaken(node, ["--raw"])
         conn.send("200")
         #expect(alice.stdout.wait(for: "Connected to", timeout: 10))
 
@@ -63,9 +73,7 @@ import TestSupport
 
     @Test func slashExitTypedByTheUserIsSentInALineSession() throws {
         let node = try FakeNode()
-        let alice = try client(node, ["--line"])
-        let conn = try node.accept()
-        #expect(conn.read { $0.last == UInt8(ascii: "\n") })
+        let (alice, conn) = try handshaken(node, ["--line"])
         conn.send("200\n")
         alice.write("bye all\n/exit\nnever sent\n")
         #expect(conn.read(untilContains: "/exit\n"))
@@ -76,9 +84,7 @@ import TestSupport
 
     @Test func sigtermSaysGoodbyeAndExitsWith143() throws {
         let node = try FakeNode()
-        let alice = try client(node, ["--line"])
-        let conn = try node.accept()
-        #expect(conn.read { $0.last == UInt8(ascii: "\n") })
+        let (alice, conn) = try handshaken(node, ["--line"])
         conn.send("200\n")
         #expect(alice.stdout.wait(for: "Connected to", timeout: 10))
         kill(alice.process.processIdentifier, SIGTERM)
@@ -89,9 +95,7 @@ import TestSupport
 
     @Test func sigintIsAnOrdinaryWayOut() throws {
         let node = try FakeNode()
-        let alice = try client(node, ["--raw"])
-        let conn = try node.accept()
-        #expect(conn.read { $0.count >= 10 })
+        let (alice, conn) = try handshaken(node, ["--raw"])
         conn.send("200")
         #expect(alice.stdout.wait(for: "Connected to", timeout: 10))
         kill(alice.process.processIdentifier, SIGINT)
@@ -102,9 +106,7 @@ import TestSupport
 
     @Test func malformedReplyExitsWithCode1() throws {
         let node = try FakeNode()
-        let alice = try client(node, ["--raw"])
-        let conn = try node.accept()
-        #expect(conn.read { $0.count >= 10 })
+        let (alice, conn) = try handshaken(node, ["--raw"])
         conn.send("400")
         #expect(alice.waitForExit(timeout: 10) == 1)
         #expect(alice.stderr.wait(for: "The node refused the handshake as malformed (400).\n", timeout: 5))
@@ -158,9 +160,7 @@ import TestSupport
     /// `bob - …` line of its own nor a lone `/exit`.
     @Test func defaultSessionIsLineFramedSoASplitMessageCannotForgeALine() throws {
         let node = try FakeNode()
-        let alice = try client(node)
-        let conn = try node.accept()
-        #expect(conn.read { $0.last == UInt8(ascii: "\n") })
+        let (alice, conn) = try handshaken(node)
         #expect(conn.receivedText == "alice_room\n")
         conn.send("200\n")
         #expect(alice.stdout.wait(for: "Connected to", timeout: 10))
@@ -190,9 +190,7 @@ import TestSupport
     /// `/exit` inside a message is text, and bidi or separator characters are shown inert.
     @Test func gluedMessagesWithAFakeExitAreShownAsTheyAre() throws {
         let node = try FakeNode()
-        let alice = try client(node)
-        let conn = try node.accept()
-        #expect(conn.read { $0.last == UInt8(ascii: "\n") })
+        let (alice, conn) = try handshaken(node)
         conn.send("200\n")
         #expect(alice.stdout.wait(for: "Connected to", timeout: 10))
 
@@ -267,9 +265,7 @@ import TestSupport
     /// `--line` never falls back: a bare `200` is refused with a clear error.
     @Test func lineOnlyRefusesAServerThatAnswersBare() throws {
         let node = try FakeNode()
-        let alice = try client(node, ["--line"])
-        let conn = try node.accept()
-        #expect(conn.read { $0.last == UInt8(ascii: "\n") })
+        let (alice, conn) = try handshaken(node, ["--line"])
         conn.send("200")
         #expect(alice.waitForExit(timeout: 10) == 1)
         #expect(alice.stderr.wait(for: "it is not a tcp_chat node (try without --line).\n", timeout: 5))

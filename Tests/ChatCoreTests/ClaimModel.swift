@@ -1,4 +1,5 @@
 import Testing
+import InMemoryClusterSupport
 @testable import ChatCore
 
 // The username claim protocol, model-checked (docs/claim-model.md).
@@ -126,30 +127,6 @@ final class ClaimModelSink: SessionSink {
     func endSession() { endRequested = true }
 }
 
-final class ClaimModelNode: ClusterTransport {
-    let index: Int
-    let id: NodeID
-    let address: String
-    let hub: Hub
-    let cluster: Cluster
-    unowned let world: ClaimModelWorld
-
-    init(index: Int, world: ClaimModelWorld) {
-        self.index = index
-        self.world = world
-        id = NodeID(ClaimModelWorld.ids[index])!
-        address = "10.0.0.\(index + 1):8888"
-        hub = Hub(limits: Limits())
-        cluster = Cluster(me: id, advertise: address, hub: hub)
-        hub.cluster = cluster
-        cluster.transport = self
-        cluster.clock = { [unowned world] in (world.nowMs, world.wallBase + world.nowMs) }
-    }
-
-    func send(_ line: Payload, to neighbor: NodeID) { world.enqueue(from: index, to: neighbor, line) }
-    func learned(node: NodeID, address: String) {}
-}
-
 /// One state of the model, built from the initial state by a sequence of actions.
 final class ClaimModelWorld {
     /// Node ids in index order: A < B < C (the tie-break order).
@@ -159,12 +136,15 @@ final class ClaimModelWorld {
     static let room = ChatName("lobby", maxLength: Limits.maxChatIDLength)!
 
     let bounds: ClaimModelBounds
-    var nodes: [ClaimModelNode] = []
+    /// The shared in-memory network (Fuzz/Support/InMemoryCluster.swift): the cores, the
+    /// links, their queues and the clock.
+    let net: InMemoryCluster
+    var nodes: [InMemoryCluster.Node] { net.nodes }
     var alive: [Bool]
-    var up: [[Bool]]
-    var queues: [[[String]]]
-    var nowMs: UInt64 = 0
-    let wallBase: UInt64 = 1_700_000_000_000
+    var up: [[Bool]] { get { net.up } _modify { yield &net.up } }
+    var queues: [[[String]]] { get { net.queues } _modify { yield &net.queues } }
+    var nowMs: UInt64 { get { net.nowMs } _modify { yield &net.nowMs } }
+    var wallBase: UInt64 { net.wallBase }
 
     // Budgets used.
     var loginsOf: [Int]
@@ -194,14 +174,16 @@ final class ClaimModelWorld {
         self.bounds = bounds
         let n = bounds.nodes
         alive = Array(repeating: true, count: n)
-        up = Array(repeating: Array(repeating: false, count: n), count: n)
-        queues = Array(repeating: Array(repeating: [], count: n), count: n)
+        net = InMemoryCluster(ids: Self.ids.prefix(n).map { NodeID($0)! })
         loginsOf = Array(repeating: 0, count: bounds.names)
         live = Array(repeating: Array(repeating: nil, count: bounds.names), count: n)
         disturbed = Array(repeating: false, count: bounds.names)
         leftDuringConflict = Array(repeating: false, count: bounds.names)
         if tracing { trace = [] }
-        for i in 0..<n { nodes.append(ClaimModelNode(index: i, world: self)) }
+        net.fault = { [unowned self] in self.violations.append(("sanity", self.pretty($0))) }
+        net.refused = { [unowned self] a, b, line, error in
+            self.violations.append(("sanity", "\(self.letter(b)) refused \(line) from \(self.letter(a)): \(error)"))
+        }
         // The initial state: a full mesh that has exchanged HB and STATE, and on each node a
         // resident member of the room (`res<i>`, never part of the model): logins and logouts
         // then never announce or retract the room, whose ROOM lines only route chat.
@@ -233,52 +215,12 @@ final class ClaimModelWorld {
 
     // MARK: Transport
 
-    func enqueue(from: Int, to id: NodeID, _ payload: Payload) {
-        let len = payload.length(for: .line)
-        let text = String(decoding: UnsafeRawBufferPointer(rebasing: payload.bytes[0..<len]), as: UTF8.self)
-        guard let to = Self.ids.firstIndex(of: id.text), to < n else {
-            violations.append(("sanity", "\(letter(from)) sent to unknown node \(id): \(text)"))
-            return
-        }
-        guard alive[from], up[from][to] else {
-            violations.append(("sanity", "\(letter(from)) sent on the down link to \(letter(to)): \(text)"))
-            return
-        }
-        guard text.utf8.last == 0x0A, text.utf8.dropLast().allSatisfy({ $0 != 0x0A }) else {
-            violations.append(("sanity", "bad framing \(letter(from))→\(letter(to)): \(text.debugDescription)"))
-            return
-        }
-        queues[from][to].append(String(text.dropLast()))
-    }
-
-    func linkUp(_ a: Int, _ b: Int) {
-        up[a][b] = true
-        up[b][a] = true
-        nodes[a].cluster.linkUp(nodes[b].id, advertise: nodes[b].address, nowMs: nowMs)
-        nodes[b].cluster.linkUp(nodes[a].id, advertise: nodes[a].address, nowMs: nowMs)
-    }
-
-    func linkDown(_ a: Int, _ b: Int) {
-        guard up[a][b] else { return }
-        up[a][b] = false
-        up[b][a] = false
-        queues[a][b] = []
-        queues[b][a] = []
-        if alive[a] { nodes[a].cluster.linkDown(nodes[b].id, nowMs: nowMs) }
-        if alive[b] { nodes[b].cluster.linkDown(nodes[a].id, nowMs: nowMs) }
-    }
+    func linkUp(_ a: Int, _ b: Int) { net.linkUp(a, b) }
+    func linkDown(_ a: Int, _ b: Int) { net.linkDown(a, b) }
 
     func canDeliver(_ a: Int, _ b: Int) -> Bool { alive[a] && alive[b] && up[a][b] && !queues[a][b].isEmpty }
 
-    private func deliver(_ a: Int, _ b: Int) {
-        let line = queues[a][b].removeFirst()
-        do {
-            try nodes[b].cluster.receive(line: Substring(line), from: nodes[a].id, nowMs: nowMs, wallMs: wallBase + nowMs)
-        } catch {
-            violations.append(("sanity", "\(letter(b)) refused \(line) from \(letter(a)): \(error)"))
-            linkDown(a, b)   // what the runtime does
-        }
-    }
+    private func deliver(_ a: Int, _ b: Int) { net.deliver(a, b) }
 
     /// Delivers everything in flight, round-robin over the links (a fair, fixed schedule).
     func deliverAll() {

@@ -42,7 +42,7 @@ import Testing
         net.deliverAll()
         #expect(a.got200 && c.got200)
         // The ends learn of each other through B, so a runtime could dial them.
-        #expect(net[0].learned[net[2].id] == net[2].address)
+        #expect(net[0].learnedAddresses[net[2].id] == net[2].address)
         #expect(Set(net[0].cluster.liveNodes) == [net[1].id, net[2].id])
         for i in 0..<5 { net.say(a, "from a \(i)"); net.say(c, "from c \(i)") }
         net.deliverAll()
@@ -219,7 +219,7 @@ import Testing
         let other = net.login(1, "alice", "r")
         net.deliverAll()
         #expect(other.got200)
-        #expect(sink.received.isEmpty)
+        #expect(sink.lines.isEmpty)
         net.expectClean("abandon")
     }
 
@@ -322,8 +322,8 @@ import Testing
         #expect(net.holders(of: "alice") == [p.winner], "\(ctx)")
         let win = p.winner == 0 ? p.aliceA : p.aliceC, lose = p.winner == 0 ? p.aliceC : p.aliceA
         #expect(lose.endRequested, "\(ctx)")
-        #expect(lose.received.last == Notice.nameLost + "\n", "\(ctx)")
-        #expect(!win.endRequested && !win.received.contains(Notice.nameLost + "\n"), "\(ctx)")
+        #expect(lose.lines.last == Notice.nameLost + "\n", "\(ctx)")
+        #expect(!win.endRequested && !win.lines.contains(Notice.nameLost + "\n"), "\(ctx)")
         for node in net.nodes {
             #expect(node.cluster.registry.owner(of: "alice")?.holder == net[p.winner].id, "\(ctx): owner on \(node.index)")
             #expect(node.cluster.liveNodes.count == 3, "\(ctx): node \(node.index) sees \(node.cluster.liveNodes.count) nodes")

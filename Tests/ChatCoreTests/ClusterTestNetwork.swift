@@ -1,6 +1,7 @@
 import Testing
 @testable import ChatCore
 import TestSupport
+import InMemoryClusterSupport
 
 // A deterministic simulated network for the cluster core: N `Hub`+`Cluster` nodes wired
 // as the runtime wires them, links that are FIFO per direction, a seeded scheduler that
@@ -14,62 +15,12 @@ struct ClusterRNG: RandomNumberGenerator {
     mutating func next() -> UInt64 { inner.next() }
 }
 
-/// A session sink for cluster tests: records every line, the settled login, and a request
-/// to end the session (which the network honours later, as the runtime would).
-final class ClusterSink: SessionSink {
-    let node: Int
-    let user: String
-    let room: String
-    var received: [String] = []
-    var session: Session?
-    /// `loginFinished` calls: true for a session, false for nil.
-    var finished: [Bool] = []
-    var endRequested = false
-    var loggedOut = false
+/// A session sink for cluster tests: the shared recording sink.
+typealias ClusterSink = InMemoryCluster.Sink
+typealias SimNode = InMemoryCluster.Node
 
-    init(node: Int, user: String, room: String) { self.node = node; self.user = user; self.room = room }
-
-    func enqueue(_ payload: Payload, length: Int) {
-        received.append(String(decoding: UnsafeRawBufferPointer(rebasing: payload.bytes[0..<length]), as: UTF8.self))
-    }
-    func loginFinished(_ s: Session?) {
-        finished.append(s != nil)
-        if let s { session = s }
-    }
-    func endSession() { endRequested = true }
-
-    var got200: Bool { received.contains("200\n") }
-    var got403: Bool { received.contains("403\n") }
-    /// Lines after the login reply.
-    var chatLines: [String] { received.filter { $0 != "200\n" && $0 != "403\n" } }
-}
-
-/// One simulated node: its hub, its cluster, and the transport the cluster writes to.
-final class SimNode: ClusterTransport {
-    let index: Int
-    let id: NodeID
-    let address: String
-    let hub: Hub
-    let cluster: Cluster
-    unowned let net: SimNetwork
-    var learned: [NodeID: String] = [:]
-
-    init(index: Int, id: NodeID, net: SimNetwork) {
-        self.index = index
-        self.id = id
-        self.net = net
-        address = "10.0.0.\(index + 1):8888"
-        hub = Hub(limits: Limits())
-        cluster = Cluster(me: id, advertise: address, hub: hub)
-        hub.cluster = cluster
-        cluster.transport = self
-        cluster.clock = { [unowned net] in (net.nowMs, net.wallMs(index)) }
-    }
-
-    func send(_ line: Payload, to neighbor: NodeID) { net.enqueue(from: index, to: neighbor, line) }
-    func learned(node: NodeID, address: String) { learned[node] = address }
-}
-
+/// The shared `InMemoryCluster` (Fuzz/Support/InMemoryCluster.swift) with a seeded scheduler,
+/// hung nodes, and what went wrong recorded for the tests to expect.
 final class SimNetwork {
     struct Link: Hashable, CustomStringConvertible {
         let from: Int
@@ -78,80 +29,51 @@ final class SimNetwork {
     }
 
     var rng: ClusterRNG
-    private(set) var nodes: [SimNode] = []
-    private var index: [NodeID: Int] = [:]
-    /// Lines in flight per direction, oldest first.
-    private var queues: [Link: [String]] = [:]
-    private(set) var up: Set<Link> = []
+    let net: InMemoryCluster
+    var nodes: [SimNode] { net.nodes }
     /// Nodes that are hung: nothing is delivered to or from them and they are not ticked.
     var dead: Set<Int> = []
-    var nowMs: UInt64 = 0
-    let wallBase: UInt64 = 1_700_000_000_000
+    var nowMs: UInt64 { get { net.nowMs } set { net.nowMs = newValue } }
     /// Per-node wall-clock skew in ms.
-    var skew: [Int: UInt64] = [:]
+    var skew: [UInt64] { get { net.skew } set { net.skew = newValue } }
     /// `receive` calls that threw (the runtime drops the link then), in order.
     private(set) var refused: [(link: Link, line: String, error: String)] = []
     /// Anything the cluster did that a runtime could not do (send on a down link, bad framing).
     private(set) var violations: [String] = []
     /// Every line sent, per link, for inspection.
     private(set) var sentLog: [Link: [String]] = [:]
-    private(set) var sinks: [ClusterSink] = []
+    var sinks: [ClusterSink] { net.sinks }
     private(set) var delivered = 0
 
     init(nodes n: Int, seed: UInt64) {
         rng = ClusterRNG(seed: seed)
-        for i in 0..<n {
+        var ids: [NodeID] = []
+        for _ in 0..<n {
             var id = NodeID.random(using: &rng)
-            while index[id] != nil { id = NodeID.random(using: &rng) }
-            let node = SimNode(index: i, id: id, net: self)
-            nodes.append(node)
-            index[id] = i
+            while ids.contains(id) { id = NodeID.random(using: &rng) }
+            ids.append(id)
         }
+        net = InMemoryCluster(ids: ids)
+        net.fault = { [unowned self] in self.violations.append($0) }
+        net.refused = { [unowned self] a, b, line, error in self.refused.append((Link(from: a, to: b), line, "\(error)")) }
+        net.sent = { [unowned self] a, b, line in self.sentLog[Link(from: a, to: b), default: []].append(line) }
     }
 
-    func wallMs(_ node: Int) -> UInt64 { wallBase + nowMs + (skew[node] ?? 0) }
-    func node(_ id: NodeID) -> Int? { index[id] }
-    subscript(i: Int) -> SimNode { nodes[i] }
+    func wallMs(_ node: Int) -> UInt64 { net.wallMs(node) }
+    func node(_ id: NodeID) -> Int? { net.index(of: id) }
+    subscript(i: Int) -> SimNode { net[i] }
 
     // MARK: Transport
 
-    func enqueue(from: Int, to id: NodeID, _ payload: Payload) {
-        let len = payload.length(for: .line)
-        let text = String(decoding: UnsafeRawBufferPointer(rebasing: payload.bytes[0..<len]), as: UTF8.self)
-        guard let to = index[id] else { violations.append("send to unknown node \(id): \(text)"); return }
-        let link = Link(from: from, to: to)
-        guard up.contains(link) else { violations.append("send on down link \(link): \(text)"); return }
-        guard text.utf8.last == 0x0A, text.utf8.dropLast().allSatisfy({ $0 != 0x0A }) else {
-            violations.append("bad framing on \(link): \(text.debugDescription)")
-            return
-        }
-        let line = String(text.dropLast())
-        queues[link, default: []].append(line)
-        sentLog[link, default: []].append(line)
-    }
-
     /// Lines in flight on one direction of a link.
-    func pending(_ from: Int, _ to: Int) -> [String] { queues[Link(from: from, to: to)] ?? [] }
-    var inFlight: Int { queues.values.reduce(0) { $0 + $1.count } }
+    func pending(_ from: Int, _ to: Int) -> [String] { net.queues[from][to] }
+    var inFlight: Int { net.inFlight }
 
     // MARK: Links
 
-    func linkUp(_ a: Int, _ b: Int) {
-        up.insert(Link(from: a, to: b))
-        up.insert(Link(from: b, to: a))
-        nodes[a].cluster.linkUp(nodes[b].id, advertise: nodes[b].address, nowMs: nowMs)
-        nodes[b].cluster.linkUp(nodes[a].id, advertise: nodes[a].address, nowMs: nowMs)
-    }
-
-    func linkDown(_ a: Int, _ b: Int) {
-        guard up.contains(Link(from: a, to: b)) else { return }
-        up.remove(Link(from: a, to: b))
-        up.remove(Link(from: b, to: a))
-        queues[Link(from: a, to: b)] = nil
-        queues[Link(from: b, to: a)] = nil
-        nodes[a].cluster.linkDown(nodes[b].id, nowMs: nowMs)
-        nodes[b].cluster.linkDown(nodes[a].id, nowMs: nowMs)
-    }
+    func linkUp(_ a: Int, _ b: Int) { net.linkUp(a, b) }
+    func linkDown(_ a: Int, _ b: Int, seenOnlyBy: Int? = nil) { net.linkDown(a, b, seenOnlyBy: seenOnlyBy) }
+    private func isUp(_ a: Int, _ b: Int) -> Bool { net.up[a][b] }
 
     func fullMesh() { for a in nodes.indices { for b in nodes.indices where a < b { linkUp(a, b) } } }
     func chain() { for a in nodes.indices.dropLast() { linkUp(a, a + 1) } }
@@ -162,7 +84,7 @@ final class SimNetwork {
         for b in nodes.indices.dropFirst() { linkUp(Int.random(in: 0..<b, using: &rng), b) }
         for _ in 0..<extra {
             let a = Int.random(in: nodes.indices, using: &rng), b = Int.random(in: nodes.indices, using: &rng)
-            if a != b && !up.contains(Link(from: a, to: b)) { linkUp(a, b) }
+            if a != b && !isUp(a, b) { linkUp(a, b) }
         }
     }
     /// Picks one of the named topologies by a number (for seeded sweeps).
@@ -181,8 +103,10 @@ final class SimNetwork {
     /// Delivers the oldest line of one randomly chosen busy link. False when nothing can move.
     @discardableResult
     func step() -> Bool {
-        let busy = queues.filter { !$0.value.isEmpty && up.contains($0.key) && !dead.contains($0.key.from) && !dead.contains($0.key.to) }
-            .keys.sorted { ($0.from, $0.to) < ($1.from, $1.to) }
+        var busy: [Link] = []
+        for a in nodes.indices where !dead.contains(a) {
+            for b in nodes.indices where !dead.contains(b) && isUp(a, b) && !net.queues[a][b].isEmpty { busy.append(Link(from: a, to: b)) }
+        }
         guard !busy.isEmpty else { return false }
         deliver(busy[Int.random(in: busy.indices, using: &rng)])
         return true
@@ -190,25 +114,15 @@ final class SimNetwork {
 
     /// Delivers the oldest line on one direction of a link (must be non-empty).
     func deliver(_ link: Link) {
-        let line = queues[link]!.removeFirst()
         delivered += 1
-        let to = nodes[link.to]
-        do {
-            var bytes = line
-            try bytes.withUTF8 { try to.cluster.receive(bytes: UnsafeRawBufferPointer($0), from: nodes[link.from].id, nowMs: nowMs, wallMs: wallMs(link.to)) }
-        } catch {
-            // The runtime logs it and drops the link.
-            refused.append((link, line, "\(error)"))
-            linkDown(link.from, link.to)
-        }
-        endRequestedSessions()
+        net.deliver(link.from, link.to)
     }
 
     func deliver(_ from: Int, _ to: Int) { deliver(Link(from: from, to: to)) }
 
     /// Delivers everything on one direction of a link.
     func drain(_ from: Int, _ to: Int) {
-        while !(queues[Link(from: from, to: to)] ?? []).isEmpty { deliver(from, to) }
+        while !net.queues[from][to].isEmpty { deliver(from, to) }
     }
 
     /// Delivers until nothing is in flight; records an issue if it never settles.
@@ -235,25 +149,13 @@ final class SimNetwork {
         }
     }
 
-    /// Sessions whose end was requested are logged out after the call that requested it,
-    /// as the runtime does (it marks the connection and closes it later).
-    private func endRequestedSessions() {
-        for s in sinks where s.endRequested && !s.loggedOut {
-            s.loggedOut = true
-            if let session = s.session { nodes[s.node].hub.logout(session) }
-        }
-    }
-
     // MARK: Sessions
 
     @discardableResult
     func login(_ node: Int, _ user: String, _ room: String) -> ClusterSink {
         let sink = ClusterSink(node: node, user: user, room: room)
-        sinks.append(sink)
-        let result = nodes[node].hub.login(username: ChatName(user, maxLength: Limits.maxUsernameLength)!,
-                                           chatID: ChatName(room, maxLength: Limits.maxChatIDLength)!,
-                                           framing: .line, sink: sink)
-        if case .accepted(let s) = result { sink.session = s }
+        _ = net.login(sink, username: ChatName(user, maxLength: Limits.maxUsernameLength)!,
+                      chatID: ChatName(room, maxLength: Limits.maxChatIDLength)!)
         return sink
     }
 
@@ -263,7 +165,7 @@ final class SimNetwork {
     }
 
     func logout(_ sink: ClusterSink) {
-        sink.loggedOut = true
+        sink.gone = true
         if let s = sink.session { nodes[sink.node].hub.logout(s) }
     }
 

@@ -123,3 +123,33 @@ final class RecordingSink: SessionSink {
         #expect(all)
     }
 }
+
+@Suite struct RatePauseTests {
+    @Test func pausesOnlyWithBytesWaitingAndAnEmptyBucket() {
+        var p = RatePause(rate: 10, nowMs: 0)
+        for _ in 0..<20 { p.take(nowMs: 0) }
+        do { let v = p.pauseNeeded(pending: false, nowMs: 0); #expect(v == nil) }
+        do { let v = p.pauseNeeded(pending: true, nowMs: 0); #expect(v == 100) }
+        do { let v = p.pauseNeeded(pending: true, nowMs: 100); #expect(v == nil) }
+    }
+
+    @Test func resumesOnceDueAndTellsOnlyTheFirstTime() {
+        var p = RatePause(rate: 10, nowMs: 0)
+        do { let v = p.endPause(); #expect(!v) }
+        p.pause(for: 100, nowMs: 50)
+        #expect(p.isPaused && p.resumeDeadline == 150)
+        do { let v = p.shouldTell(); #expect(v) }
+        do { let v = p.resumeIsDue(nowMs: 149); #expect(!v) }
+        do { let v = p.resumeIsDue(nowMs: 150); #expect(v) }
+        #expect(p.resumeDeadline == nil && p.isPaused)
+        do { let v = p.endPause(); #expect(v && !p.isPaused) }
+        p.pause(for: 100, nowMs: 200)
+        do { let v = p.shouldTell(); #expect(!v) }
+    }
+
+    @Test func unlimitedNeverPauses() {
+        var p = RatePause(rate: 0, nowMs: 0)
+        for _ in 0..<10_000 { p.take(nowMs: 0) }
+        do { let v = p.pauseNeeded(pending: true, nowMs: 0); #expect(v == nil) }
+    }
+}

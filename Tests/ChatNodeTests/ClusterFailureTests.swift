@@ -56,10 +56,7 @@ extension ClusterTests {
             try expectRefused("bob", "x", on: b2, "bob is logged in on A")
             try expectRefused("BOBBY", "x", on: b2, "bobby is logged in on C")
             let brenda = try join("brenda", "room", on: b2)
-            try bobOnA.send("welcome back\n")
-            try expectNextLine(bobOnA, "bob - welcome back")
-            try expectNextLine(bobbyOnC, "bob - welcome back")
-            try expectNextLine(brenda, "bob - welcome back")
+            try expectSaid("bob", on: bobOnA, "welcome back", reaches: [bobbyOnC, brenda])
             try brenda.send("glad to be here\n")
             for m in [brenda, bobOnA, bobbyOnC] { try expectNextLine(m, "brenda - glad to be here") }
         }
@@ -175,9 +172,7 @@ extension ClusterTests {
             try awaitSharedNames([a, b])
             try awaitSharedNames([b, a])
             // bob on B (the earlier login) survives and the room is whole again.
-            try bobOnB.send("I was first\n")
-            try expectNextLine(bobOnB, "bob - I was first")
-            try expectNextLine(carolOnB, "bob - I was first")
+            try expectSaid("bob", on: bobOnB, "I was first", reaches: [carolOnB])
             // alice may have seen A's bob, but no notice; skip what she got while split.
             _ = try retry(for: .seconds(3), "alice on A to receive bob's message from B after the merge") {
                 try alice.availableLines().contains("bob - I was first") ? true : nil

@@ -138,9 +138,7 @@ extension ClusterTests {
             #expect(a.isRunning)
             // Clients were never disturbed: alice chats, a newcomer logs in.
             let bob = try join("bob", "room", on: a)
-            try alice.send("still serving\n")
-            try expectNextLine(alice, "alice - still serving")
-            try expectNextLine(bob, "alice - still serving")
+            try expectSaid("alice", on: alice, "still serving", reaches: [bob])
             // And a real node can still join.
             let b = try nodes.start("B", ["--peer", a.address])
             try awaitMesh([a, b])
@@ -174,9 +172,7 @@ extension ClusterTests {
                 a.logCount("slow consumer") > before ? true : nil
             }
             #expect(a.isRunning)
-            try alice.send("still serving\n")
-            try expectNextLine(alice, "alice - still serving")
-            try expectNextLine(bob, "alice - still serving")
+            try expectSaid("alice", on: alice, "still serving", reaches: [bob])
             let carol = try join("carol", "room", on: a)
             try bob.send("welcome\n")
             try expectNextLine(carol, "bob - welcome")

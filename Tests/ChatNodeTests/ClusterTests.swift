@@ -23,21 +23,13 @@ struct ClusterTests {
             let carol = try join("carol", "other", on: b)
             let dave = try join("dave", "other", on: a)
 
-            try alice.send("hello from A\n")
-            try expectNextLine(alice, "alice - hello from A")
-            try expectNextLine(bob, "alice - hello from A")
-            try bob.send("hello from B\n")
-            try expectNextLine(bob, "bob - hello from B")
-            try expectNextLine(alice, "bob - hello from B")
+            try expectSaid("alice", on: alice, "hello from A", reaches: [bob])
+            try expectSaid("bob", on: bob, "hello from B", reaches: [alice])
 
             // Room `other` got none of it: had either message reached carol (on B) or dave
             // (on A), it would sit in their streams ahead of these markers' echoes.
-            try carol.send("other room on B\n")
-            try expectNextLine(carol, "carol - other room on B")
-            try expectNextLine(dave, "carol - other room on B")
-            try dave.send("other room on A\n")
-            try expectNextLine(dave, "dave - other room on A")
-            try expectNextLine(carol, "dave - other room on A")
+            try expectSaid("carol", on: carol, "other room on B", reaches: [dave])
+            try expectSaid("dave", on: dave, "other room on A", reaches: [carol])
             try expectNoLines(alice, "nothing was said in `room` since")
             try expectNoLines(bob, "nothing was said in `room` since")
 
@@ -53,9 +45,7 @@ struct ClusterTests {
             print("cluster: a name freed on A was granted on B after \(Int(after.milliseconds)) ms")
             #expect(after <= .seconds(2), "alice on B got 200 only after \(after)")
             // The new alice (on B) is in `room` with bob.
-            try again.send("back\n")
-            try expectNextLine(again, "alice - back")
-            try expectNextLine(bob, "alice - back")
+            try expectSaid("alice", on: again, "back", reaches: [bob])
             try expectRefused("alice", "room", on: a, "alice is logged in on B now")
         }
     }
@@ -77,12 +67,8 @@ struct ClusterTests {
             let alice = try join("alice", "room", on: a)
             let carol = try join("carol", "room", on: c)
             let bystander = try join("bystander", "lobby", on: b)
-            try alice.send("from A to C\n")
-            try expectNextLine(alice, "alice - from A to C")
-            try expectNextLine(carol, "alice - from A to C")
-            try carol.send("from C to A\n")
-            try expectNextLine(carol, "carol - from C to A")
-            try expectNextLine(alice, "carol - from C to A")
+            try expectSaid("alice", on: alice, "from A to C", reaches: [carol])
+            try expectSaid("carol", on: carol, "from C to A", reaches: [alice])
             try expectRefused("Carol", "x", on: a, "carol is logged in on C, two hops away")
             try expectRefused("alice", "x", on: c, "alice is logged in on A, two hops away")
             // B relayed `room`'s traffic without delivering it to its own member of `lobby`.

@@ -247,9 +247,43 @@ class PConn:
         self.srv.conns.pop(self.id, None)
 
 
-class DownProto(asyncio.Protocol):
+class LegProto(asyncio.Protocol):
+    """One leg of a proxied connection: its end and its flow control go to the PConn.
+    `side` names the leg in side_closed; `far()` is the other leg's transport (None while
+    the upstream leg is still connecting)."""
+    side = None
+
+    def far(self):
+        raise NotImplementedError
+
+    def eof_received(self):
+        self.c.side_closed(self.side)
+        return False
+
+    def connection_lost(self, exc):
+        self.c.side_closed(self.side)
+
+    # Backpressure: while this leg cannot take more, the far leg stops reading.
+    def pause_writing(self):
+        far = self.far()
+        if far is not None and self.c.state == "open" and not far.is_closing():
+            far.pause_reading()
+
+    def resume_writing(self):
+        far = self.far()
+        if far is not None and self.c.state == "open" and not far.is_closing():
+            far.resume_reading()
+
+
+class DownProto(LegProto):
+    """The dialer's leg (accepted by the proxy)."""
+    side = "src"
+
     def __init__(self, srv, dst):
         self.srv, self.dst, self.c = srv, dst, None
+
+    def far(self):
+        return self.c.up
 
     def connection_made(self, tr):
         self.srv.next_id += 1
@@ -259,46 +293,22 @@ class DownProto(asyncio.Protocol):
     def data_received(self, data):
         self.c.from_down(data)
 
-    def eof_received(self):
-        self.c.side_closed("src")
-        return False
 
-    def connection_lost(self, exc):
-        self.c.side_closed("src")
+class UpProto(LegProto):
+    """The node's leg (dialed by the proxy)."""
+    side = "dst"
 
-    def pause_writing(self):
-        if self.c.up is not None and self.c.state == "open":
-            self.c.up.pause_reading()
-
-    def resume_writing(self):
-        if self.c.up is not None and self.c.state == "open" and not self.c.up.is_closing():
-            self.c.up.resume_reading()
-
-
-class UpProto(asyncio.Protocol):
     def __init__(self, c):
         self.c = c
+
+    def far(self):
+        return self.c.down
 
     def connection_made(self, tr):
         self.c.up = tr
 
     def data_received(self, data):
         self.c.from_up(data)
-
-    def eof_received(self):
-        self.c.side_closed("dst")
-        return False
-
-    def connection_lost(self, exc):
-        self.c.side_closed("dst")
-
-    def pause_writing(self):
-        if self.c.state == "open" and not self.c.down.is_closing():
-            self.c.down.pause_reading()
-
-    def resume_writing(self):
-        if self.c.state == "open" and not self.c.down.is_closing():
-            self.c.down.resume_reading()
 
 
 def proxy_tls_contexts(tls_dir):

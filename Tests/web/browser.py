@@ -13,66 +13,18 @@ a node stopping shows the lost connection and a Reconnect button. Prints one lin
 check and `browser: ok (N.N s)`; exits 1 at the first failed check. Every wait is bounded.
 """
 import argparse
-import re
-import signal
-import socket
 import subprocess
 import sys
 import time
 
 from playwright.sync_api import expect, sync_playwright
 
+from webnode import TCP, Node, checker
+
 TIMEOUT_MS = 20_000
 
 
-def check(cond, what):
-    if not cond:
-        print(f"browser: FAILED: {what}", flush=True)
-        raise SystemExit(1)
-    print(f"browser: {what}", flush=True)
-
-
-class Node:
-    def __init__(self, binary, *flags):
-        self.proc = subprocess.Popen([binary, "server", "-a", "127.0.0.1", "-p", "0", *flags],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        line = self.proc.stdout.readline()
-        m = re.match(r"listening on 127\.0\.0\.1:(\d+)", line)
-        if not m:
-            self.stop()
-            raise SystemExit(f"node printed {line!r} instead of `listening on`")
-        self.port = int(m.group(1))
-        self.url = f"http://127.0.0.1:{self.port}/"
-
-    def stop(self):
-        """SIGTERM; the exit status (0 for a clean stop; under AddressSanitizer a leak makes it non-zero)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-
-class TCP:
-    def __init__(self, port, handshake):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.buf = b""
-        self.s.sendall(handshake.encode() + b"\n")
-
-    def line(self):
-        while b"\n" not in self.buf:
-            data = self.s.recv(4096)
-            if not data:
-                raise EOFError("closed")
-            self.buf += data
-        line, self.buf = self.buf.split(b"\n", 1)
-        return line.decode()
-
-    def say(self, text):
-        self.s.sendall(text.encode() + b"\n")
+check = checker("browser")
 
 
 def join(page, url, user, room):
@@ -119,11 +71,11 @@ def run(args):
                 pg.on("pageerror", lambda e: errors.append(str(e)))
                 pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
 
-            join(ann, a.url, "ann", "lobby")
+            join(ann, a.page_url, "ann", "lobby")
             expect(ann.locator("#chat")).to_be_visible(timeout=TIMEOUT_MS)
             expect(ann.locator("#text")).to_be_focused(timeout=TIMEOUT_MS)
             check(True, "ann joins lobby on node A with the keyboard alone")
-            join(ben, b.url, "ben", "lobby")
+            join(ben, b.page_url, "ben", "lobby")
             expect(ben.locator("#chat")).to_be_visible(timeout=TIMEOUT_MS)
             check(True, "ben joins lobby on node B (phone-sized viewport)")
             carl = TCP(a.port, "carl_lobby")
@@ -168,7 +120,7 @@ def run(args):
 
             third = browser.new_page()
             third.on("pageerror", lambda e: errors.append(str(e)))
-            join(third, b.url, "Carl", "other")
+            join(third, b.page_url, "Carl", "other")
             expect(third.locator("#status")).to_contain_text("is taken", timeout=TIMEOUT_MS)
             check(third.locator("#join").is_visible(), "a name held by a TCP client on node A: the 403 sentence on node B")
             third.locator("#user").fill("no spaces")

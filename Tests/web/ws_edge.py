@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -23,46 +22,12 @@ import urllib.request
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from webnode import TCP, Node, checker
+
 TIMEOUT = 10.0
 
 
-class Node:
-    def __init__(self, binary, *flags):
-        self.proc = subprocess.Popen([binary, "server", "-a", "127.0.0.1", "-p", "0", *flags],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        line = self.proc.stdout.readline()
-        m = re.match(r"listening on 127\.0\.0\.1:(\d+)", line)
-        if not m:
-            self.stop()
-            raise SystemExit(f"node printed {line!r} instead of `listening on`")
-        self.port = int(m.group(1))
-        self.metrics = None
-        line = self.proc.stdout.readline() if "--metrics" in flags else ""
-        m = re.match(r"metrics on (\S+)", line)
-        if m:
-            self.metrics = m.group(1)
-
-    @property
-    def url(self):
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-    def stop(self):
-        """SIGTERM; the exit status (0 for a clean stop; under AddressSanitizer a leak makes it non-zero)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-
-def check(cond, what):
-    if not cond:
-        print(f"ws_edge: FAILED: {what}", flush=True)
-        raise SystemExit(1)
-    print(f"ws_edge: {what}", flush=True)
+check = checker("ws_edge")
 
 
 async def recv(ws):
@@ -76,32 +41,6 @@ async def closed_code(ws):
             await asyncio.wait_for(ws.recv(), TIMEOUT)
     except ConnectionClosed as e:
         return e.rcvd.code if e.rcvd else None
-
-
-class TCP:
-    """A line client of the plain protocol."""
-
-    def __init__(self, port, handshake):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-        self.buf = b""
-        self.s.sendall(handshake.encode() + b"\n")
-
-    def line(self):
-        deadline = time.monotonic() + TIMEOUT
-        while b"\n" not in self.buf:
-            self.s.settimeout(max(0.01, deadline - time.monotonic()))
-            data = self.s.recv(4096)
-            if not data:
-                raise EOFError("closed")
-            self.buf += data
-        line, self.buf = self.buf.split(b"\n", 1)
-        return line.decode()
-
-    def say(self, text):
-        self.s.sendall(text.encode() + b"\n")
-
-    def close(self):
-        self.s.close()
 
 
 class Raw:
@@ -216,11 +155,11 @@ async def main(a, b, slow):
     check(http(a.port, "GET /ws HTTP/1.1\r\nHost: x\r\n\r\n").startswith("HTTP/1.1 426 "),
           "/ws without Upgrade is 426")
     try:
-        await websockets.connect(a.url, origin="http://evil.example", open_timeout=TIMEOUT)
+        await websockets.connect(a.ws_url, origin="http://evil.example", open_timeout=TIMEOUT)
         check(False, "a foreign Origin is refused")
     except InvalidStatus as e:
         check(e.response.status_code == 403, "a foreign Origin is refused with 403")
-    ws = await websockets.connect(a.url, origin=f"http://127.0.0.1:{a.port}", open_timeout=TIMEOUT)
+    ws = await websockets.connect(a.ws_url, origin=f"http://127.0.0.1:{a.port}", open_timeout=TIMEOUT)
     await ws.send("sameorigin_o")
     check(await recv(ws) == "200", "the node's own Origin is accepted")
     await ws.close()
@@ -228,7 +167,7 @@ async def main(a, b, slow):
     # A session across the cluster: a browser on A, a TCP client on B.
     bob = TCP(b.port, "bob_room")
     check(bob.line() == "200", "TCP bob joins on node B")
-    alice = await websockets.connect(a.url, open_timeout=TIMEOUT)
+    alice = await websockets.connect(a.ws_url, open_timeout=TIMEOUT)
     await alice.send("alice_room")
     check(await recv(alice) == "200", "web alice joins on node A")
     await alice.send("hi from the web")
@@ -253,11 +192,11 @@ async def main(a, b, slow):
     check(await recv(alice) == "* message holds control characters; not sent", "a newline inside a message is refused")
 
     # A name held by a TCP client on another node: 403 across the cluster.
-    taken = await websockets.connect(a.url, open_timeout=TIMEOUT)
+    taken = await websockets.connect(a.ws_url, open_timeout=TIMEOUT)
     await taken.send("BOB_other")
     check(await recv(taken) == "403", "a name held by a TCP client on node B gets 403 on node A")
     check(await closed_code(taken) == 1000, "... then a 1000 close")
-    bad = await websockets.connect(a.url, open_timeout=TIMEOUT)
+    bad = await websockets.connect(a.ws_url, open_timeout=TIMEOUT)
     await bad.send("no spaces_allowed here")
     check(await recv(bad) == "400", "a malformed handshake gets 400")
 
@@ -270,12 +209,12 @@ async def main(a, b, slow):
     check('"web_sessions":1' in st.stdout.replace(" ", ""), "tcp_chat status counts 1 web session")
 
     # Close codes.
-    big = await websockets.connect(a.url, open_timeout=TIMEOUT)
+    big = await websockets.connect(a.ws_url, open_timeout=TIMEOUT)
     await big.send("big_elsewhere")
     check(await recv(big) == "200", "big joins")
     await big.send("x" * 5000)
     check(await closed_code(big) == 1009, "a message over --max-message-bytes closes with 1009")
-    echo = await websockets.connect(a.url, open_timeout=TIMEOUT)
+    echo = await websockets.connect(a.ws_url, open_timeout=TIMEOUT)
     await echo.send("echo_elsewhere")
     await recv(echo)
     await echo.close(code=4000, reason="done")
@@ -340,7 +279,7 @@ async def slow_consumer(node):
     reader = Raw(node.port)
     reader.send(1, b"reader_flood")
     check(reader.read_frame() == (1, b"200"), "a reader that will stop reading joins")
-    writer = await websockets.connect(node.url, open_timeout=TIMEOUT, max_size=None)
+    writer = await websockets.connect(node.ws_url, open_timeout=TIMEOUT, max_size=None)
     await writer.send("writer_flood")
     check(await recv(writer) == "200", "a flooding writer joins")
     text = "w" * 60000

@@ -313,3 +313,11 @@ func expectNoLines(_ client: LineClient, _ why: String) throws {
     let got = try client.availableLines()
     guard got.isEmpty else { throw E2EError("\(client.label) should have received nothing (\(why)), got \(got)") }
 }
+
+/// `user` (on `sender`) says `text`: its own echo comes back first, then each of `receivers`
+/// gets the line next.
+func expectSaid(_ user: String, on sender: LineClient, _ text: String, reaches receivers: [LineClient]) throws {
+    try sender.send(text + "\n")
+    try expectNextLine(sender, "\(user) - \(text)")
+    for r in receivers { try expectNextLine(r, "\(user) - \(text)") }
+}
