@@ -56,9 +56,9 @@ public enum Tunables {
     /// How long the messages of a node that said BYE, or did not answer a claim, are ignored.
     public static let departedMs: UInt64 = 10_000
     /// HBs per second that link changes may ask for (burst twice that); the rest wait for the tick.
-    public static let triggeredHeartbeatsPerSecond = 4
+    public static let triggeredHeartbeatsPerSecond = 2
     /// An HB lists the node's neighbors when they changed, and at least this often; otherwise `=`.
-    public static let neighborListEveryMs: UInt64 = 10_000
+    public static let neighborListEveryMs: UInt64 = 60_000
     /// A neighbor whose link closed is dead if nothing came from it, by any path, for this many heartbeats.
     public static let suspectHeartbeats: UInt64 = 2
     /// Local health (`Liveness`): a late tick raises the score, up to this; timeouts stretch `1 + score` times.

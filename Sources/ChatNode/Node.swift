@@ -99,7 +99,7 @@ public final class Node {
         cluster.onEvent = { [unowned self] event in self.clusterEvent(event) }
         listener?.onConnection = { [unowned self] status in self.accept(status) }
         cron.pointee.data = Unmanaged.passUnretained(self).toOpaque()
-        uv_timer_start(cron, onCron, Node.cronMs, Node.cronMs)
+        armCron()
         for peer in config.peers { dialers[peer] = PeerDialer(address: peer) }
         if let m = config.metricsAddress {
             let metrics = NodeMetrics()
@@ -385,6 +385,14 @@ public final class Node {
         }
     }
 
+    /// The housekeeping timer fires on wall-clock multiples of `cronMs`, on every node alike,
+    /// so heartbeats go out in their slots (`Cluster.periodicHeartbeatDue`) and a node's
+    /// peers' heartbeats reach it in batches (docs/scaling.md).
+    fileprivate func armCron() {
+        guard !cronClosed else { return }
+        uv_timer_start(cron, onCron, Node.cronMs - wallClockMs() % Node.cronMs, 0)
+    }
+
     // MARK: Certificate rotation
 
     /// SIGHUP: reads the certificate, key and CA again into new contexts for new connections;
@@ -501,7 +509,9 @@ private func onSignalClosed(_ h: UnsafeMutablePointer<uv_handle_t>?) {
 }
 
 private func onCron(_ t: UnsafeMutablePointer<uv_timer_t>?) {
-    Unmanaged<Node>.fromOpaque(t!.pointee.data).takeUnretainedValue().tick()
+    let node = Unmanaged<Node>.fromOpaque(t!.pointee.data).takeUnretainedValue()
+    node.tick()
+    node.armCron()
 }
 
 private func onTimerClosed(_ h: UnsafeMutablePointer<uv_handle_t>?) {

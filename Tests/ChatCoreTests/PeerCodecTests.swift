@@ -171,6 +171,30 @@ import Testing
         #expect(NodeID("0000000000000001")! < NodeID("000000000000000a")!)
     }
 
+    /// The runtime reads HB lines with `PeerHeartbeat` (bytes, no Strings per id); it must
+    /// accept and refuse exactly what `decode` does, and read the same fields.
+    @Test(arguments: [
+        "HB 0123456789abcdef 1 h:1 1 -", "HB 0123456789abcdef 42 10.0.0.1:8888 7 =",
+        "HB 0123456789abcdef 42 [::1]:9 3 0123456789abcdef,fedcba9876543210", "HB 0123456789abcdef 007 h:1 0010 -",
+        "HB 0123456789abcdef 9223372036854775807 h:1 9223372036854775807 =",
+        // malformed, each for one reason
+        "HB", "HB ", "HB 0123456789abcdef 1 h:1 1", "HB 0123456789abcdef 1 h:1 1 ", "HB 0123456789abcde 1 h:1 1 -",
+        "HB 0123456789ABCDEF 1 h:1 1 -", "HB 0123456789abcdef  h:1 1 -", "HB 0123456789abcdef -1 h:1 1 -",
+        "HB 0123456789abcdef 9223372036854775808 h:1 1 -", "HB 0123456789abcdef 1 h:0 1 -", "HB 0123456789abcdef 1 h:1 x -",
+        "HB 0123456789abcdef 1 h:1 1 ==", "HB 0123456789abcdef 1 h:1 1 --", "HB 0123456789abcdef 1 h:1 1 0123456789abcdef,",
+        "HB 0123456789abcdef 1 h:1 1 ,0123456789abcdef", "HB 0123456789abcdef 1 h:1 1 0123456789abcdef 0123456789abcdef",
+        "HB 0123456789abcdef 1 h\u{1B}:1 1 -", "HB 0123456789abcdef 1 h:1 1 \(Array(repeating: "0123456789abcdef", count: 513).joined(separator: ","))",
+    ])
+    func heartbeatBytePathMatchesDecode(line: String) {
+        let general = try? PeerMessage.decode(line)
+        var copy = line
+        let fast: PeerMessage?? = copy.withUTF8 { u in try? PeerHeartbeat.parse(UnsafeRawBufferPointer(u), advertise: { _ in nil }) }
+        // Known address: the same answer, with the known String reused.
+        let known: PeerMessage?? = copy.withUTF8 { u in try? PeerHeartbeat.parse(UnsafeRawBufferPointer(u), advertise: { _ in "h:1" }) }
+        #expect((fast ?? nil) == general, "\(line)")
+        #expect((known ?? nil) == general, "\(line)")
+    }
+
     @Test func hybridClockNeverGoesBackAndPassesObservedTimes() {
         var c = HybridClock()
         let t1 = c.now(wallMs: 1000)

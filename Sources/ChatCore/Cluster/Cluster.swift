@@ -189,6 +189,9 @@ public final class Cluster {
                 heard(h.flood.origin, nowMs: nowMs)
                 return
             }
+            if let hb = try PeerHeartbeat.parse(bytes, advertise: { self.nodes[$0]?.advertise }) {
+                return try ingest(.decoded(hb), hb.flood!, room: nil, raw: bytes, from: neighbor, nowMs: nowMs, wallMs: wallMs)
+            }
             guard let text = String(validating: bytes, as: UTF8.self) else { throw PeerCodecError.malformed("line is not UTF-8") }
             return try receive(line: Substring(text), from: neighbor, nowMs: nowMs, wallMs: wallMs)
         }
@@ -484,7 +487,7 @@ public final class Cluster {
         let stall = liveness.tick(nowMs: nowMs)
         if stall > 0 { excuse(stall) }
         releaseExpiredHolds(nowMs: nowMs, wallMs: clock().wallMs)
-        if nowMs >= lastHeartbeatMs + heartbeatMs || (heartbeatWanted && heartbeatBudget.take(nowMs: nowMs)) {
+        if periodicHeartbeatDue(nowMs: nowMs) || (heartbeatWanted && heartbeatBudget.take(nowMs: nowMs)) {
             sendHeartbeat(nowMs: nowMs)
         }
         if stateWanted { requestState(nowMs: nowMs) }
@@ -499,6 +502,19 @@ public final class Cluster {
             registry.expireClaimsInFlight(olderThanMs: nowMs > Tunables.stateEveryMs ? nowMs - Tunables.stateEveryMs : 0)
         }
         resendClaims(nowMs: nowMs)
+    }
+
+    /// Whether this tick sends the periodic HB. With a runtime that ticks on wall-clock
+    /// boundaries (`liveness.tickMs`), the heartbeat period is cut into slots of one tick and
+    /// each node beats in its own (its id modulo the slots): a node then hears its peers' HBs
+    /// in a few batches a second rather than one wakeup per peer (docs/scaling.md). An HB
+    /// comes at least every half period and at most one period and a tick after the last.
+    private func periodicHeartbeatDue(nowMs: UInt64) -> Bool {
+        let tick = liveness.tickMs
+        guard tick > 0, heartbeatMs >= 2 * tick else { return nowMs >= lastHeartbeatMs + heartbeatMs }
+        if nowMs >= lastHeartbeatMs + heartbeatMs + tick { return true }
+        let slots = heartbeatMs / tick
+        return (clock().wallMs / tick) % slots == me.value % slots && nowMs >= lastHeartbeatMs + heartbeatMs / 2
     }
 
     /// The peer timeout, stretched while this node itself lags (`Liveness`).

@@ -288,6 +288,71 @@ extension PeerMessage {
     }
 }
 
+/// An HB line read straight from its bytes (`Cluster.receive(bytes:)`): in a quiet cluster
+/// it is nearly all the traffic, one per neighbor per second, and a forming one lists
+/// neighbors by the hundred. Accepts and refuses exactly the lines `PeerMessage.decode`
+/// does (the `peer_codec` fuzz target checks it); `advertise` hands back the address a node
+/// is known by, so an unchanged one is neither validated nor copied again.
+enum PeerHeartbeat {
+    /// Nil when the line is not an HB; throws when it is a malformed one.
+    static func parse(_ b: UnsafeRawBufferPointer, advertise known: (NodeID) -> String?) throws -> PeerMessage? {
+        guard b.count >= 3, b[0] == 0x48, b[1] == 0x42, b[2] == 0x20 else { return nil }
+        var at = 3
+        // Fields 1-4 end at a space; the fifth is the rest of the line.
+        func field() throws -> UnsafeRawBufferPointer {
+            guard let space = b[at...].firstIndex(of: 0x20) else { throw PeerCodecError.malformed("HB takes 5 fields") }
+            defer { at = space + 1 }
+            return UnsafeRawBufferPointer(rebasing: b[at..<space])
+        }
+        let originBytes = try field(), seqBytes = try field(), addrBytes = try field(), versionBytes = try field()
+        guard let origin = NodeID(bytes: originBytes) else {
+            throw PeerCodecError.malformed("node id \(LogSafe.text(String(decoding: originBytes, as: UTF8.self), max: 40))")
+        }
+        let seq = try number(seqBytes), version = try number(versionBytes)
+        let advertise: String
+        if let k = known(origin), k.utf8.elementsEqual(addrBytes) {
+            advertise = k
+        } else {
+            let a = String(decoding: addrBytes, as: UTF8.self)
+            guard HostPort(a) != nil else { throw PeerCodecError.malformed("address \(LogSafe.text(a, max: 40))") }
+            advertise = a
+        }
+        let rest = UnsafeRawBufferPointer(rebasing: b[at...])
+        let flood = Flood(origin: origin, seq: seq)
+        if rest.count == 1 && rest[0] == 0x3D { return .heartbeat(flood, advertise: advertise, version: version, neighbors: nil) }
+        if rest.count == 1 && rest[0] == 0x2D { return .heartbeat(flood, advertise: advertise, version: version, neighbors: []) }
+        var list: [NodeID] = []
+        var start = 0
+        while true {
+            let end = rest[start...].firstIndex(of: 0x2C) ?? rest.count
+            let item = UnsafeRawBufferPointer(rebasing: rest[start..<end])
+            guard !item.isEmpty else { throw PeerCodecError.malformed("empty list item") }
+            guard let id = NodeID(bytes: item) else {
+                throw PeerCodecError.malformed("node id \(LogSafe.text(String(decoding: item, as: UTF8.self), max: 40))")
+            }
+            list.append(id)
+            guard end < rest.count else { break }
+            start = end + 1
+        }
+        guard list.count <= Limits.maxClusterNodes else { throw PeerCodecError.malformed("HB lists more than \(Limits.maxClusterNodes) neighbors") }
+        return .heartbeat(flood, advertise: advertise, version: version, neighbors: list)
+    }
+
+    /// `Fields.number` on bytes: digits only, at most `Int64.max`.
+    private static func number(_ d: UnsafeRawBufferPointer) throws -> UInt64 {
+        var n: UInt64 = 0
+        guard !d.isEmpty else { throw PeerCodecError.malformed("number ") }
+        for c in d {
+            guard c >= 0x30 && c <= 0x39 else { throw PeerCodecError.malformed("number \(LogSafe.text(String(decoding: d, as: UTF8.self), max: 40))") }
+            let (m, o1) = n.multipliedReportingOverflow(by: 10)
+            let (s, o2) = m.addingReportingOverflow(UInt64(c - 0x30))
+            guard !o1, !o2, s <= UInt64(Int64.max) else { throw PeerCodecError.malformed("number \(LogSafe.text(String(decoding: d, as: UTF8.self), max: 40))") }
+            n = s
+        }
+        return n
+    }
+}
+
 /// The `<origin> <seq>` of a flooded control line (not MSG), read from its bytes without
 /// decoding the rest: a copy that came by another path is dropped on this alone
 /// (`Cluster.receive(bytes:)`, docs/cluster-protocol.md §4). Nil when the line does not
