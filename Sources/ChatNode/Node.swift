@@ -42,6 +42,7 @@ public final class Node {
     private var acceptErrorsSinceLog = 0
     /// How much of the loop's stalled time (`Liveness.stalledMs`) the links were excused already.
     private var excusedMs: UInt64 = 0
+    private var lastForgetMs: UInt64 = 0
     private var rng = SystemRandomNumberGenerator()
     /// Dialers whose address is being resolved (cancelled at stop).
     private var resolutions: [PeerDialer] = []
@@ -362,7 +363,11 @@ public final class Node {
                 link.conn.close(reason: "peer timeout")
             }
         }
-        forgetGoneAddresses(nowMs: now)
+        if now >= lastForgetMs + 1000 {
+            // Once a second is plenty for a 60 s expiry (every dialer is looked at).
+            lastForgetMs = now
+            forgetGoneAddresses(nowMs: now)
+        }
         dialDue(nowMs: now)
     }
 

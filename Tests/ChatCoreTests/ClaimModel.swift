@@ -616,7 +616,7 @@ struct ClaimModelCanon {
     /// The stored properties of every type written by hand below, as this file knows them.
     static var shapes: [(String, Any, [String])] { [
         ("Cluster.RemoteNode", Cluster.RemoteNode(advertise: "", lastHeardMs: 0),
-         ["advertise", "neighbors", "rooms", "sessions", "roomMembers", "lastHeardMs", "neighborsVersion", "neighborsKnown",
+         ["advertise", "neighbors", "rooms", "sessions", "roomMembers", "lastHeardMs", "neighborsVersion", "neighborList", "neighborsKnown",
           "suspectSinceMs", "control", "chat"]),
         ("OriginStream", OriginStream(), ["delivered", "started", "held", "lastMs"]),
         ("Cluster.PendingClaim", Cluster.PendingClaim(ts: 0, waiting: [:], sentMs: 0, startedUs: 0),

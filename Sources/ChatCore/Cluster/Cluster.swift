@@ -46,6 +46,8 @@ public final class Cluster {
         /// Its neighbor set's version, as its HBs number it; `neighborsKnown` is false until a
         /// list of that version arrived (then `neighbors` is empty and routing assumes nothing).
         public var neighborsVersion: UInt64 = 0
+        /// `neighbors`, sorted (compared and intersected without hashing).
+        public var neighborList: [NodeID] = []
         public var neighborsKnown = false
         /// When its direct link closed, if nothing came from it since (docs/cluster-protocol.md §5).
         var suspectSinceMs: UInt64?
@@ -88,9 +90,11 @@ public final class Cluster {
     private var neighborsVersion: UInt64 = 1
     private var listedVersion: UInt64 = 0
     private var lastListMs: UInt64 = 0
-    /// Neighbors that may lead to nodes this one has no link to (`isTransit`), recomputed
-    /// after any change of links or neighbor sets rather than per message.
+    /// Neighbors that may lead to nodes this one has no link to (`isTransit`), and each
+    /// origin's carriers (`carriers(of:)`): recomputed after any change of links or neighbor
+    /// sets (`routingChanged`), not per message.
     private var transitCache: Set<NodeID>?
+    private var carriersCache: [CarrierKey: [NodeID]] = [:]
     /// The node's own health: stalls of its loop are not its peers' fault (`Liveness.swift`).
     public private(set) var liveness: Liveness
 
@@ -153,7 +157,7 @@ public final class Cluster {
     /// A link came or went: a new neighbor-set version, an HB soon (paced), routing anew.
     private func neighborsChanged(nowMs: UInt64) {
         neighborsVersion += 1
-        transitCache = nil
+        routingChanged()
         lastTopologyChangeMs = nowMs
         if heartbeatBudget.take(nowMs: nowMs) { sendHeartbeat(nowMs: nowMs) } else { heartbeatWanted = true }
     }
@@ -216,9 +220,14 @@ public final class Cluster {
         }
 
         /// The origin's neighbors as an HB lists them (nil for anything else, or `=`).
-        var listedNeighbors: Set<NodeID>? {
-            if case .decoded(.heartbeat(_, _, _, let list?)) = self { return Set(list) }
+        var listedNeighbors: [NodeID]? {
+            if case .decoded(.heartbeat(_, _, _, let list?)) = self { return list.sorted() }
             return nil
+        }
+
+        var isHeartbeat: Bool {
+            if case .decoded(.heartbeat) = self { return true }
+            return false
         }
 
         /// The message itself, built only when it has to wait for an earlier one.
@@ -249,7 +258,7 @@ public final class Cluster {
         guard let isNew = admit(f, isBye: m.isBye, from: neighbor, nowMs: nowMs) else { return }
         // A copy that came by another path: links are FIFO, so copies are all a flood costs.
         guard var stream = unseenStream(f, room: room, nowMs: nowMs) else { return }
-        forward(raw, origin: f.origin, room: room, from: neighbor, listed: m.listedNeighbors)
+        forward(raw, origin: f.origin, room: room, from: neighbor, heartbeat: m.isHeartbeat, listed: m.listedNeighbors)
         let ready = order(m, f, room: room, in: &stream, nowMs: nowMs)
         try applyHeld(ready.before, nowMs: nowMs, wallMs: wallMs)
         if ready.current { try handle(m, f, nowMs: nowMs, wallMs: wallMs) }
@@ -297,7 +306,7 @@ public final class Cluster {
                 return nil
             }
             nodes[f.origin] = RemoteNode(advertise: "", lastHeardMs: nowMs)
-            transitCache = nil
+            routingChanged()
             isNew = true
         }
         heard(f.origin, nowMs: nowMs)
@@ -308,8 +317,8 @@ public final class Cluster {
     /// An HB's own neighbor list, when it has one, is the freshest word on who got it from
     /// its origin directly.
     private func forward(_ raw: UnsafeRawBufferPointer, origin: NodeID, room: String?, from neighbor: NodeID,
-                         listed: Set<NodeID>?) {
-        let forwardTo = targets(origin: origin, from: neighbor, room: room, listed: listed)
+                         heartbeat: Bool, listed: [NodeID]?) {
+        let forwardTo = targets(origin: origin, from: neighbor, room: room, heartbeat: heartbeat, listed: listed)
         guard !forwardTo.isEmpty else { return }
         let payload = Payload.line(prefix: [], text: raw)
         for q in forwardTo { transport?.send(payload, to: q) }
@@ -350,14 +359,18 @@ public final class Cluster {
             guard var n = nodes[o] else { break }
             n.advertise = addr
             if let list {
-                let set = Set(list)
-                if !n.neighborsKnown || n.neighbors != set { topologyChanged(nowMs: nowMs) }
-                n.neighbors = set
+                let sorted = list.sorted()
+                if !n.neighborsKnown || n.neighborList != sorted {
+                    topologyChanged(nowMs: nowMs)
+                    n.neighbors = Set(sorted)
+                    n.neighborList = sorted
+                }
                 n.neighborsKnown = true
             } else if n.neighborsVersion != version && n.neighborsKnown {
                 // `=` for a version whose list we missed (lost with a link): unknown until the
                 // origin lists it again (at its next change, or within `Tunables.neighborListEveryMs`).
                 n.neighbors = []
+                n.neighborList = []
                 n.neighborsKnown = false
                 topologyChanged(nowMs: nowMs)
             }
@@ -394,14 +407,62 @@ public final class Cluster {
     /// A neighbor of the origin got it from the origin itself; a room message goes only towards
     /// nodes with members in the room, or towards nodes this one cannot reach otherwise.
     /// `listed`: the origin's neighbors as the message itself lists them (an HB), if it does.
-    func targets(origin: NodeID, from: NodeID?, room: String?, listed: Set<NodeID>? = nil) -> [NodeID] {
+    /// `heartbeat`: the message is an HB, which a neighbor of its origin forwards to q only if
+    /// it is the designated forwarder (`designatedForwarder`).
+    func targets(origin: NodeID, from: NodeID?, room: String?, heartbeat: Bool = false, listed: [NodeID]? = nil) -> [NodeID] {
+        let base: [NodeID]
+        let key = CarrierKey(origin: origin, heartbeat: heartbeat && origin != me)
+        if listed == nil, let cached = carriersCache[key] {
+            base = cached
+        } else {
+            base = carriers(of: origin, heartbeat: key.heartbeat, listed: listed)
+            if listed == nil { carriersCache[key] = base }
+        }
+        if base.isEmpty { return base }
         var out: [NodeID] = []
-        let originNeighbors = origin == me ? [] : (listed ?? nodes[origin].map { $0.neighborsKnown ? $0.neighbors : [] } ?? [])
-        for q in neighbors where q != from && q != origin && !originNeighbors.contains(q) {
+        for q in base where q != from {
             if let room, !(nodes[q]?.rooms.contains(room) ?? false), !isTransit(q) { continue }
             out.append(q)
         }
         return out
+    }
+
+    struct CarrierKey: Hashable {
+        let origin: NodeID
+        let heartbeat: Bool
+    }
+
+    /// The neighbors that do not get `origin`'s messages from the origin itself (per the
+    /// origin's latest list): all of them for this node's own. Kept per origin until routing changes (`carriersCache`):
+    /// in a settled full mesh every node's list is empty and a heartbeat costs one lookup.
+    private func carriers(of origin: NodeID, heartbeat: Bool, listed: [NodeID]?) -> [NodeID] {
+        if origin == me { return neighbors.sorted() }
+        let known = nodes[origin].map { $0.neighborsKnown ? $0.neighborList : [] } ?? []
+        let originList = listed ?? known
+        let originNeighbors = Set(originList)
+        let designating = heartbeat && originNeighbors.contains(me)
+        return neighbors.sorted().filter { q in
+            guard q != origin, !originNeighbors.contains(q) else { return false }
+            if designating, let d = designatedForwarder(originList, q), d != me { return false }
+            return true
+        }
+    }
+
+    /// An HB (liveness and gossip: one lost now and then is made good by the next) from an
+    /// origin to a node it has no link to is forwarded only by the smallest id among the nodes
+    /// both list as neighbors, not by every one of them: while a big cluster forms, most
+    /// pairs are not linked yet and have dozens of neighbors in common, and flooding every
+    /// list to each of them dozens of times was the bulk of the traffic (docs/scaling.md).
+    /// Nil (everyone forwards) when q's list is not known. Both lists are sorted.
+    private func designatedForwarder(_ originList: [NodeID], _ q: NodeID) -> NodeID? {
+        guard let n = nodes[q], n.neighborsKnown else { return nil }
+        let b = n.neighborList
+        var i = 0, j = 0
+        while i < originList.count && j < b.count {
+            if originList[i] == b[j] { return originList[i] }
+            if originList[i] < b[j] { i += 1 } else { j += 1 }
+        }
+        return nil
     }
 
     /// True when `q` links to a node this one has no link to: traffic may need to pass through it.
@@ -417,11 +478,17 @@ public final class Cluster {
         return transitCache!.contains(q)
     }
 
+    /// Links or neighbor sets changed: the routing caches are stale.
+    private func routingChanged() {
+        transitCache = nil
+        if !carriersCache.isEmpty { carriersCache.removeAll(keepingCapacity: true) }
+    }
+
     /// A link came or went somewhere (a changed HB list): routing anew, and new chat streams
     /// may not start at their first message for a while.
     private func topologyChanged(nowMs: UInt64) {
         lastTopologyChangeMs = nowMs
-        transitCache = nil
+        routingChanged()
     }
 
     // MARK: Output
@@ -557,7 +624,7 @@ public final class Cluster {
     /// traffic. With `until`, its messages are ignored until then (BYE, or no answer).
     func drop(_ id: NodeID, until: UInt64?) {
         nodes[id] = nil
-        transitCache = nil
+        routingChanged()
         if let until { departed[id] = until }
         registry.drop(id)
         stopAwaiting(id)
