@@ -60,7 +60,7 @@ public enum Tunables {
     /// An HB lists the node's neighbors when they changed, and at least this often; otherwise `=`.
     public static let neighborListEveryMs: UInt64 = 60_000
     /// A neighbor whose link closed is dead if nothing came from it, by any path, for this many heartbeats.
-    public static let suspectHeartbeats: UInt64 = 2
+    public static let suspectHeartbeats: UInt64 = 3
     /// Local health (`Liveness`): a late tick raises the score, up to this; timeouts stretch `1 + score` times.
     public static let maxHealthScore = 8
     /// … and this many punctual ticks in a row lower it by one.

@@ -357,7 +357,9 @@ public final class Node {
         excusedMs = cluster.liveness.stalledMs
         if stalled > 0 { for link in peerConnections.values { link.excuse(stalled) } }
         let timeout = cluster.effectivePeerTimeoutMs
-        for link in Array(peerConnections.values) where link.conn.state == .open {
+        // Links still in their handshake have the handshake deadline (PeerLink); a slow
+        // acceptor on a loaded host is not cut at the peer timeout.
+        for link in Array(peerConnections.values) where link.conn.state == .open && link.established {
             if now > link.lastHeardMs + timeout {
                 logger.notice("peer link silent too long", metadata: ["peer": "\(link.remote?.text ?? link.address)"])
                 link.conn.close(reason: "peer timeout")

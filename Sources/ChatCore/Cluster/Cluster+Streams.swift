@@ -31,9 +31,9 @@ extension Cluster {
         // earlier message may still be on its way by the old, longer path.
         // (Chat only: control messages are never held back at a stream's start.)
         let mayHaveEarlier = room != nil && !stream.started && f.seq > 1 && nowMs < lastTopologyChangeMs + Tunables.topologySettleMs
-        let ready = stream.isDue(f.seq, mayHaveEarlier: mayHaveEarlier)
-            ? stream.deliver(f.seq)
-            : stream.hold(m.message, seq: f.seq, deadlineMs: nowMs + Tunables.streamHoldMs)
+        let due = stream.isDue(f.seq, mayHaveEarlier: mayHaveEarlier)
+        if !due { mayHoldMessages = true }
+        let ready = due ? stream.deliver(f.seq) : stream.hold(m.message, seq: f.seq, deadlineMs: nowMs + Tunables.streamHoldMs)
         store(stream, origin: f.origin, room: room)
         return ready
     }
@@ -45,6 +45,10 @@ extension Cluster {
 
     /// Gaps that waited long enough are given up (called from `tick`).
     func releaseExpiredHolds(nowMs: UInt64, wallMs: UInt64) {
+        // Nothing was held since the last sweep that found nothing: no walk over every
+        // origin's streams ten times a second.
+        guard mayHoldMessages else { return }
+        mayHoldMessages = nodes.values.contains { n in !n.control.held.isEmpty || n.chat.values.contains { !$0.held.isEmpty } }
         for (id, n) in nodes {
             var due: [(String?, OriginStream)] = []
             if n.control.holdExpired(nowMs: nowMs) { due.append((nil, n.control)) }

@@ -95,6 +95,8 @@ public final class Cluster {
     /// sets (`routingChanged`), not per message.
     private var transitCache: Set<NodeID>?
     private var carriersCache: [CarrierKey: [NodeID]] = [:]
+    /// False while no stream holds an early message (`releaseExpiredHolds` has nothing to do).
+    var mayHoldMessages = false
     /// The node's own health: stalls of its loop are not its peers' fault (`Liveness.swift`).
     public private(set) var liveness: Liveness
 
@@ -356,6 +358,8 @@ public final class Cluster {
         case .hello, .auth, .error:
             break
         case let .heartbeat(_, addr, version, list):
+            // A quiet cluster's HB (`=`, nothing changed): nothing to update, nothing to copy.
+            if list == nil, let n = nodes[o], n.neighborsVersion == version, n.advertise == addr { break }
             guard var n = nodes[o] else { break }
             n.advertise = addr
             if let list {
