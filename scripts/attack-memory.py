@@ -35,7 +35,7 @@ def preauth(binary, secret):
         socks = []
         for i in range(16):
             s = socket.create_connection(("127.0.0.1", port))
-            s.sendall(b"TCPCHAT-PEER/2 HELLO %016x 127.0.0.1:1 nonce%04d secret\n" % (i + 1, i))
+            s.sendall(b"TCPCHAT-PEER/3 HELLO %016x 127.0.0.1:1 nonce%04d secret\n" % (i + 1, i))
             s.settimeout(2)
             socks.append(s)
         chunk = b"x" * (1 << 20)

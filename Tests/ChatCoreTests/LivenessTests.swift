@@ -56,4 +56,68 @@ import Testing
         for _ in 0..<20 { t += 1000; _ = l.tick(nowMs: t) }
         #expect(l.stretched(UInt64.max / 3) > 0)
     }
+
+    // MARK: In the cluster
+
+    static let peer = NodeID("00000000000000aa")!
+
+    /// A node (ticking every 100 ms, as the runtime does) with one neighbor, heard at `t`.
+    static func node(tickMs: UInt64, t: UInt64) -> (Cluster, Hub) {
+        let hub = Hub(limits: Limits())
+        let c = Cluster(me: NodeID("00000000000000bb")!, advertise: "10.0.0.2:1", hub: hub, tickMs: tickMs)
+        hub.cluster = c
+        c.linkUp(peer, advertise: "10.0.0.1:1", nowMs: t)
+        return (c, hub)
+    }
+
+    /// The node's own loop stalls for 4 s (longer than the peer timeout) and the peer said
+    /// nothing meanwhile: not the peer's fault. Real silence afterwards still counts.
+    @Test func aStalledNodeDoesNotDeclareItsPeersDead() {
+        var t: UInt64 = 10_000
+        let (c, hub) = Self.node(tickMs: 100, t: t)
+        for _ in 0..<10 { t += 100; c.tick(nowMs: t) }
+        t += 4000
+        c.tick(nowMs: t)
+        #expect(c.nodes[Self.peer] != nil, "a stall of this node's loop was taken for the peer's silence")
+        // Punctual from now on: the peer timeout (stretched while the score is up) runs out.
+        for _ in 0..<200 { t += 100; c.tick(nowMs: t) }
+        #expect(c.nodes[Self.peer] == nil)
+        _ = hub
+        // The same jump where the runtime does not say how it ticks (a simulation): dead.
+        var u: UInt64 = 10_000
+        let (d, hub2) = Self.node(tickMs: 0, t: u)
+        for _ in 0..<10 { u += 100; d.tick(nowMs: u) }
+        u += 4000
+        d.tick(nowMs: u)
+        #expect(d.nodes[Self.peer] == nil)
+        _ = hub2
+    }
+
+    /// A neighbor whose link closed is dead after `suspectHeartbeats` heartbeats of
+    /// silence (a killed process), long before the peer timeout; one that is heard from
+    /// again by another path is not.
+    @Test func aClosedLinkAndSilenceIsDeathButAnyWordClearsIt() throws {
+        var t: UInt64 = 10_000
+        let (c, hub) = Self.node(tickMs: 100, t: t)
+        c.linkDown(Self.peer, nowMs: t)
+        let suspect = Tunables.suspectHeartbeats * c.heartbeatMs
+        while t < 10_000 + suspect { t += 100; c.tick(nowMs: t) }
+        #expect(c.nodes[Self.peer] != nil)
+        for _ in 0..<2 { t += 100; c.tick(nowMs: t) }
+        #expect(c.nodes[Self.peer] == nil, "not dead \(suspect + 200) ms after its link closed")
+        #expect(suspect + 200 < c.peerTimeoutMs + 1000)
+        _ = hub
+
+        var u: UInt64 = 10_000
+        let (d, hub2) = Self.node(tickMs: 100, t: u)
+        let other = NodeID("00000000000000cc")!
+        d.linkUp(other, advertise: "10.0.0.3:1", nowMs: u)
+        d.linkDown(Self.peer, nowMs: u)
+        u += 500
+        // Its HB comes through the other neighbor: alive.
+        try d.receive(line: Substring("HB \(Self.peer) 5 10.0.0.1:1 9 \(other)"), from: other, nowMs: u, wallMs: u)
+        while u < 10_000 + suspect + 500 { u += 100; d.tick(nowMs: u) }
+        #expect(d.nodes[Self.peer] != nil)
+        _ = hub2
+    }
 }

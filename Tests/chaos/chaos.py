@@ -77,7 +77,7 @@ def _on_signal(signum, _frame):
 # The fault-injecting proxy (runs as a child process: `chaos.py --_proxy`).
 #
 # One listener P_j per node j; node j advertises P_j, so every peer connection to j passes
-# through P_j. The first line a dialer sends is `TCPCHAT-PEER/2 HELLO <id> <advertise> ...`
+# through P_j. The first line a dialer sends is `TCPCHAT-PEER/3 HELLO <id> <advertise> ...`
 # and its advertise address is the dialer's own proxy port: that names the dialing node i.
 # `cut i j` makes P_j and P_i drop (reset) or silently swallow (blackhole) the connections
 # between i and j and refuse new ones until `heal`. Events (link established / closed) go
