@@ -13,7 +13,7 @@
 # Two builds of every target (Fuzz/README.md, "Which build runs where"):
 #   fast  $SCRATCH/fuzz/bin/       for long runs by hand: -sanitize=fuzzer (no ASan), no
 #                                  dynamic exclusivity checks, and for the codec targets no
-#                                  comparison tracing (edge coverage only); 3-6x the
+#                                  comparison tracing (edge coverage only); 2-7x the
 #                                  executions a second. Swift's bounds and overflow checks
 #                                  still trap.
 #   asan  $SCRATCH/fuzz/bin-asan/  for CI and for replaying a crash: -sanitize=fuzzer,address
@@ -70,7 +70,9 @@ build_flags() {
     echo "$f"
 }
 mkdir -p "$BINDIR" "$OUT/logs"
-echo "fuzz.sh: $BUILD build (-sanitize=$SANITIZE) in $BINDIR"
+if [ "$ASAN" = 1 ]; then DESC="-sanitize=$SANITIZE"
+else DESC="-sanitize=$SANITIZE, exclusivity unchecked, codecs without comparison tracing"; fi
+echo "fuzz.sh: $BUILD build ($DESC) in $BINDIR"
 
 # A crashing Swift process otherwise waits for swift-backtrace, which cannot attach here;
 # libFuzzer and ASan print the stack themselves.
