@@ -5,12 +5,25 @@
 #
 # Each target is one executable: its own Fuzz/<target>/*.swift, Fuzz/Support/*.swift and
 # every source of Sources/ChatCore compiled together with
-# `swiftc -sanitize=fuzzer,address -parse-as-library`, so the core is instrumented and the
+# `swiftc -sanitize=fuzzer[,address] -parse-as-library`, so the core is instrumented and the
 # harness sees its internal API. ChatCore's package dependency (swift-crypto's Crypto)
 # is built once by SwiftPM in its own scratch path
 # and linked from its objects. See Fuzz/README.md.
 #
+# Two builds of every target (Fuzz/README.md, "Which build runs where"):
+#   fast  $SCRATCH/fuzz/bin/       for long runs by hand: -sanitize=fuzzer (no ASan), no
+#                                  dynamic exclusivity checks, and for the codec targets no
+#                                  comparison tracing (edge coverage only); 2-7x the
+#                                  executions a second. Swift's bounds and overflow checks
+#                                  still trap.
+#   asan  $SCRATCH/fuzz/bin-asan/  for CI and for replaying a crash: -sanitize=fuzzer,address
+#                                  with the full default coverage (comparisons traced) and
+#                                  exclusivity checked: memory errors in the core's
+#                                  unsafe-pointer code are reported with allocation stacks.
+#
 # Environment:
+#   FUZZ_ASAN            1: the ASan build, 0: the fast one. Default 1 when CI is set (.ci/run
+#                        exports CI=true), else 0
 #   FUZZ_SCRATCH         SwiftPM scratch path for the dependencies (default .build-fuzz)
 #   FUZZ_BUILD_RETRIES   retries of a failed dependency build, a minute apart (default 0)
 #   FUZZ_BUILD_ONLY=1    build the targets, run nothing
@@ -33,7 +46,33 @@ done
 SCRATCH=${FUZZ_SCRATCH:-.build-fuzz}
 RETRIES=${FUZZ_BUILD_RETRIES:-0}
 OUT="$SCRATCH/fuzz"
-mkdir -p "$OUT/bin" "$OUT/logs"
+if [ -n "${FUZZ_ASAN:-}" ]; then ASAN=$FUZZ_ASAN
+elif [ -n "${CI:-}" ] && [ "${CI}" != false ] && [ "${CI}" != 0 ]; then ASAN=1
+else ASAN=0; fi
+if [ "$ASAN" = 1 ]; then
+    SANITIZE=fuzzer,address; BUILD=asan; BINDIR="$OUT/bin-asan"; WORKDIR=work-asan
+else
+    SANITIZE=fuzzer; BUILD=fast; BINDIR="$OUT/bin"; WORKDIR=work
+fi
+# The parsers, held to 10 M executions in 10 minutes (cluster and peer_session are state machines).
+CODEC_TARGETS=" handshake_framing text_check peer_codec http_request websocket_codec "
+
+# swiftc flags of a target in this build. Fast: the runtime's exclusivity checks off (~10 %),
+# and for a codec no comparison tracing: in Swift every bounds and length check is an integer
+# compare, so tracing cost 35-45 % of the CPU, and reached no more coverage per execution
+# than edge coverage with the dictionaries (Fuzz/README.md, "Speed").
+build_flags() {
+    if [ "$ASAN" = 1 ]; then echo "-sanitize=fuzzer,address"; return; fi
+    local f="-sanitize=fuzzer -enforce-exclusivity=unchecked"
+    case "$CODEC_TARGETS" in
+        *" $1 "*) f="$f -sanitize-coverage=edge,indirect-calls,inline-8bit-counters,pc-table" ;;
+    esac
+    echo "$f"
+}
+mkdir -p "$BINDIR" "$OUT/logs"
+if [ "$ASAN" = 1 ]; then DESC="-sanitize=$SANITIZE"
+else DESC="-sanitize=$SANITIZE, exclusivity unchecked, codecs without comparison tracing"; fi
+echo "fuzz.sh: $BUILD build ($DESC) in $BINDIR"
 
 # A crashing Swift process otherwise waits for swift-backtrace, which cannot attach here;
 # libFuzzer and ASan print the stack themselves.
@@ -88,12 +127,14 @@ build_target() {
     # (file by file they ran unspecialized; the targets ran 1.5-2x slower). With -g it also
     # writes the module's debug files into the working directory: the compiler runs in
     # $OUT/work/<target>, on absolute paths.
-    local root=$PWD out
+    local root=$PWD out bindir
     out=$(cd "$OUT" && pwd)
-    mkdir -p "$out/work/$t"
-    if (cd "$out/work/$t" && swiftc -sanitize=fuzzer,address -parse-as-library -O -wmo -g \
+    bindir=$(cd "$BINDIR" && pwd)
+    mkdir -p "$out/$WORKDIR/$t"
+    # shellcheck disable=SC2046
+    if (cd "$out/$WORKDIR/$t" && swiftc $(build_flags "$t") -parse-as-library -O -wmo -g \
         -module-name "Fuzz_$t" "${SRC[@]/#/$root/}" "${SUPPORT[@]/#/$root/}" "${CORE[@]/#/$root/}" \
-        -I "$BIN/Modules" "$out/libfuzzdeps.a" -o "$out/bin/$t") >"$OUT/logs/$t.build.log" 2>&1
+        -I "$BIN/Modules" "$out/libfuzzdeps.a" -o "$bindir/$t") >"$OUT/logs/$t.build.log" 2>&1
     then echo 0 >"$OUT/logs/$t.build.rc"; else echo 1 >"$OUT/logs/$t.build.rc"; fi
 }
 running=0
@@ -113,7 +154,7 @@ for t in "${TARGETS[@]}"; do
         exit 1
     fi
 done
-[ "${FUZZ_BUILD_ONLY:-0}" = 1 ] && { echo "fuzz.sh: built ${TARGETS[*]} in $OUT/bin"; exit 0; }
+[ "${FUZZ_BUILD_ONLY:-0}" = 1 ] && { echo "fuzz.sh: built ${TARGETS[*]} in $BINDIR"; exit 0; }
 
 # 3. Run each target in turn, one process. New inputs go to a work corpus in the scratch
 #    path; the checked-in seeds in Fuzz/corpus/<target> are only read.
@@ -128,7 +169,7 @@ for t in "${TARGETS[@]}"; do
     log="$OUT/logs/$t.log"
     set +e
     # shellcheck disable=SC2086
-    "$OUT/bin/$t" "$work" "Fuzz/corpus/$t" "${dict[@]}" \
+    "$BINDIR/$t" "$work" "Fuzz/corpus/$t" "${dict[@]}" \
         -max_total_time="$SECS" -max_len="$(max_len "$t")" -timeout=20 -rss_limit_mb=2048 \
         -print_final_stats=1 -artifact_prefix="$crashes/" ${FUZZ_EXTRA_ARGS:-} >"$log" 2>&1
     rc=$?
@@ -147,5 +188,9 @@ for t in "${TARGETS[@]}"; do
 done
 if [ ${#failed[@]} -gt 0 ]; then
     echo "fuzz.sh: crashes in ${failed[*]}; inputs in Fuzz/crashes/" >&2
+    if [ "$ASAN" != 1 ]; then
+        echo "fuzz.sh: replay under AddressSanitizer: FUZZ_ASAN=1 FUZZ_BUILD_ONLY=1 $0 0 ${failed[*]}; then" \
+            "SWIFT_BACKTRACE=enable=no $OUT/bin-asan/<target> Fuzz/crashes/<target>/crash-..." >&2
+    fi
     exit 1
 fi

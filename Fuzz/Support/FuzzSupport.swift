@@ -76,8 +76,11 @@ final class RecordingSink: SessionSink {
     var sent: [[UInt8]] { (0..<count).map { Array(reply($0)) } }
 
     func clear() {
-        bytes.removeAll(keepingCapacity: true)
-        ends.removeAll(keepingCapacity: true)
+        // removeAll is a generic replaceSubrange, traced compare by compare: skip it when empty.
+        if !ends.isEmpty {
+            bytes.removeAll(keepingCapacity: true)
+            ends.removeAll(keepingCapacity: true)
+        }
     }
 
     func enqueue(_ payload: Payload, length: Int) {

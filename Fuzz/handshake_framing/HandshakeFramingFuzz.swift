@@ -39,8 +39,10 @@ public func handshakeFramingFuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> 
     return 0
 }
 
-/// The reference: the framing rules applied to the pending bytes `bytes[head...]` (consumed
-/// bytes are skipped by moving `head`, not removed, so a long stream costs linear time).
+/// The reference: the framing rules applied to the pending bytes `bytes[head...]`. Consumed
+/// or dropped bytes are skipped by moving `head`, never removed: a long stream costs linear
+/// time, and no `removeAll` (a generic `replaceSubrange`, traced compare by compare) runs
+/// per read. `bytes` holds at most the input's stream (a few KiB).
 struct ModelFramer {
     var limit: Int
     var bytes: [UInt8] = []
@@ -50,7 +52,6 @@ struct ModelFramer {
     var pendingCount: Int { bytes.count - head }
 
     mutating func append(_ b: ArraySlice<UInt8>) {
-        if head == bytes.count { bytes.removeAll(keepingCapacity: true); head = 0 }
         bytes.append(contentsOf: b)
     }
 
@@ -62,7 +63,7 @@ struct ModelFramer {
         }
     }
 
-    mutating func dropPending() { bytes.removeAll(keepingCapacity: true); head = 0 }
+    mutating func dropPending() { head = bytes.count }
 
     mutating func next() -> Frame? {
         while let nl = newline() {
@@ -82,10 +83,11 @@ struct ModelFramer {
     mutating func flushPartial() -> Frame? {
         if pendingCount == 0 { return nil }
         if discarding { discarding = false; dropPending(); return nil }
-        var line = Array(bytes[head...])
+        var end = bytes.count
+        let start = head
         dropPending()
-        if line.last == 0x0D { line.removeLast() }
-        return line.count > limit ? .tooLong : .message(ArraySlice(line))
+        if bytes[end - 1] == 0x0D { end -= 1 }
+        return end - start > limit ? .tooLong : .message(bytes[start..<end])
     }
 }
 
@@ -356,7 +358,7 @@ struct HandshakeFramingRun {
         guard let session = sink.session else { fuzzFail("no session") }
         sink.clear()
         let result = hub.receive(frame, from: session)
-        if case .message(let b) = frame, b.elementsEqual("/exit".utf8) {
+        if case .message(let b) = frame, same(b, HandshakeFramingRun.exitCommand) {
             require(result == .exit && sink.count == 0, "/exit")
             phase = .closed
             return
@@ -375,6 +377,8 @@ struct HandshakeFramingRun {
                     "refusal without a `* ` notice: \(hex(body))")
         }
     }
+
+    static let exitCommand = Array("/exit".utf8)
 
     /// Frame equality with the bytes compared by memcmp.
     func sameFrame(_ a: Frame?, _ b: Frame?) -> Bool {

@@ -92,7 +92,8 @@ extension PeerMessage {
     /// Splits on the space byte, not on Characters: a text may begin with a combining mark,
     /// which would otherwise fuse with the space before it into one grapheme.
     public static func decode<S: StringProtocol>(_ line: S) throws -> PeerMessage {
-        let bytes = Array(line.utf8)
+        // Through the contiguous storage (a memcpy): `Array(line.utf8)` copies byte by byte.
+        let bytes = line.utf8.withContiguousStorageIfAvailable { Array($0) } ?? Array(line.utf8)
         let verbEnd = bytes.firstIndex(of: 0x20) ?? bytes.count
         let verb = String(decoding: bytes[..<verbEnd], as: UTF8.self)
         guard let spec = PeerMessage.verbs[verb] else {
