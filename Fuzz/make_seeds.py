@@ -51,8 +51,8 @@ hf("empty-line", "\n")
 hf("crlf-only", "\r\n")
 hf("handshake-too-long", "a" * 300, cfg=0x40)
 hf("handshake-too-long-small-limit", "aaaaaaaaaaaaaaaaaaaaaaaa_b\n", cfg=0x80)
-hf("peer-hello", "TCPCHAT-PEER/2 HELLO %s 10.0.0.1:8888 n0nce open\nHB %s 1 10.0.0.1:8888 -\n" % (A, A))
-hf("peer-hello-raw", "TCPCHAT-PEER/2 HELLO %s h:1 n open" % A, cfg=0x40)
+hf("peer-hello", "TCPCHAT-PEER/3 HELLO %s 10.0.0.1:8888 n0nce open\nHB %s 1 10.0.0.1:8888 1 -\n" % (A, A))
+hf("peer-hello-raw", "TCPCHAT-PEER/3 HELLO %s h:1 n open" % A, cfg=0x40)
 hf("status", "TCPCHAT-STATUS/1\nPUBLIC\n")
 hf("limit-8", "u_r\n0123456789\nshort\n12345678\r\n123456789\r\n", cfg=0x04)
 hf("limit-1-partial", "u_r\nab", cfg=0x41)
@@ -102,12 +102,13 @@ tc("control-raw", b"\x07bell", cfg=0x80)
 
 # ---- peer_codec: lines; a leading 0x00 byte selects the field-built mode ----------------
 lines = {
-    "hello-open": "TCPCHAT-PEER/2 HELLO %s 10.0.0.1:8888 %s open" % (A, "ab" * 16),
-    "hello-secret-ipv6": "TCPCHAT-PEER/2 HELLO %s [::1]:9 n secret" % B,
+    "hello-open": "TCPCHAT-PEER/3 HELLO %s 10.0.0.1:8888 %s open" % (A, "ab" * 16),
+    "hello-secret-ipv6": "TCPCHAT-PEER/3 HELLO %s [::1]:9 n secret" % B,
     "auth": "AUTH " + "0f" * 32,
     "error": "ERROR duplicate link",
-    "hb": "HB %s 1 10.0.0.1:8888 -" % A,
-    "hb-neighbors": "HB %s 7 h:1 %s,%s" % (A, A, B),
+    "hb": "HB %s 1 10.0.0.1:8888 1 -" % A,
+    "hb-unchanged": "HB %s 2 10.0.0.1:8888 1 =" % A,
+    "hb-neighbors": "HB %s 7 h:1 3 %s,%s" % (A, A, B),
     "state-empty": "STATE %s 2 - -" % A,
     "state-full": "STATE %s 3 lobby,a/b ann:123,bob:%d" % (A, 2**63 - 1),
     "room-join": "ROOM %s 4 + lobby" % A,
@@ -127,9 +128,9 @@ lines = {
     "bad-seq-plus": "BYE %s +1" % A,
     "bad-seq-overflow": "BYE %s 9223372036854775808" % A,
     "bad-name-upper": "CLAIM %s 1 Alice 5" % A,
-    "bad-list-empty-item": "HB %s 1 h:1 %s," % (A, A),
-    "bad-address": "HB %s 1 nocolon -" % A,
-    "bad-port": "HB %s 1 h:65536 -" % A,
+    "bad-list-empty-item": "HB %s 1 h:1 1 %s," % (A, A),
+    "bad-address": "HB %s 1 nocolon 1 -" % A,
+    "bad-port": "HB %s 1 h:65536 1 -" % A,
     "bad-fields": "REPLY %s 1 %s alice 5" % (A, B),
     "leading-zeros": "BYE %s 007" % A,
     "crlf-lines": "BYE %s 1\r\nROOM %s 2 + x\r\n" % (A, A),
@@ -171,7 +172,7 @@ cl("tick-one-side", MESH2, [SETTLE, 0, ADVANCE, 0x0E, ADVANCE, 0x0E, ADVANCE, 0x
 cl("phantom-state-claim", MESH3, [SETTLE, 0, INJECT, 0, 0x00, 0, 0, 0, INJECT, 1, 0x02, 0, 0x00, 0x03, 9, 9, INJECT, 0, 0x06, 0, 0x01, 0, 3, SETTLE, 0] + login(0, 1) + [SETTLE, 0, INJECT, 2, 0x0C, 0, 0, 0, SETTLE, 0])
 cl("phantom-gap-and-bye", MESH2, [SETTLE, 0, INJECT, 0, 0x00, 2, 0, 0, INJECT, 0, 0x02, 0, 0, 0x01, 5, ADVANCE, 3, INJECT, 1, 0x0C, 0, 0, 0, SETTLE, 0])
 cl("phantom-chat", MESH2, [SETTLE, 0] + login(1, 0) + [SETTLE, 0, INJECT, 0, 0x10, 0, 1, 0, INJECT, 0, 0x10, 2, 2, 0, ADVANCE, 3, SETTLE, 0])
-raw = "HB 0000000000000001 1 10.9.9.9:1 -".encode()
+raw = "HB 0000000000000001 1 10.9.9.9:1 1 -".encode()
 cl("raw-garbage-drops-link", MESH2, [SETTLE, 0, RAW, 1, 7] + list(b"garbage") + [RAW, 0, len(raw)] + list(raw) + [ADVANCE, 4, SETTLE, 0])
 cl("merge-commute", MESH2, [MERGE, 1, 3, 0x80, 1, 0x09, 0x12, 0x02, 0x05, 1, 0x0F, 1, 2, 3, 4, 0x03, 0, 1, 0x06, 5, 4])
 cl("stop-with-bye", MESH3, [SETTLE, 0] + login(2, 3) + login(1, 0) + [SETTLE, 0, STOP, 2 << 1, SETTLE, 0] + login(0, 3) + [SETTLE, 0, SAY, 0, SETTLE, 0])

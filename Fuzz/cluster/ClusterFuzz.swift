@@ -260,7 +260,7 @@ final class ClusterProgram {
             case 0: seq = last + 1
             case 1: seq = max(last, 1)                       // a copy of the last one
             case 2: seq = last + 2 + UInt64((seqByte >> 2) & 3)   // a gap: some were lost
-            default: seq = UInt64(seqByte >> 2)              // any, usually old
+            default: seq = max(1, UInt64(seqByte >> 2))      // any, usually old (0 is a direct REPLY's, protocol 3)
             }
             phantomSeq[p] = max(last, seq)
             return seq
@@ -270,8 +270,11 @@ final class ClusterProgram {
         let msg: PeerMessage
         switch kind {
         case 0:
-            msg = .heartbeat(Flood(origin: origin, seq: controlSeq()), advertise: "10.9.9.\(p):1",
-                             neighbors: a & 4 != 0 ? [ClusterProgram.phantomIDs[1 - p]] : [])
+            // Version 1 lists nobody, 2 the other phantom; `=` (a & 8) says "unchanged" for
+            // whichever version the bit picks, known to the receiver or not.
+            let version: UInt64 = a & 4 != 0 ? 2 : 1
+            msg = .heartbeat(Flood(origin: origin, seq: controlSeq()), advertise: "10.9.9.\(p):1", version: version,
+                             neighbors: a & 8 != 0 ? nil : (a & 4 != 0 ? [ClusterProgram.phantomIDs[1 - p]] : []))
         case 1:
             var claims: [NameClaim] = []
             for (i, nm) in ClusterProgram.names.enumerated() where b & (1 << UInt8(i)) != 0 {
@@ -350,12 +353,12 @@ final class ClusterProgram {
             for _ in 0..<(1 + Int(a) * 4) {
                 let o = madeUpID()
                 hostileSend(node, PeerMessage.heartbeat(Flood(origin: o, seq: 1), advertise: "10.66.\(madeUp >> 8 & 255).\(madeUp & 255):\(1 + Int(b))",
-                                                        neighbors: b & 1 == 0 ? [] : [phantom]).encoded)
+                                                        version: 1, neighbors: b & 1 == 0 ? [] : [phantom]).encoded)
             }
         case 1:
             let count = b & 1 == 0 ? min(Limits.maxClusterNodes, 1 + Int(a) * 8) : Limits.maxClusterNodes + 1
             let list = (0..<count).map { _ in madeUpID().text }.joined(separator: ",")
-            hostileSend(node, "HB \(phantom) \(seq()) 10.66.0.1:1 \(list)")
+            hostileSend(node, "HB \(phantom) \(seq()) 10.66.0.1:1 1 \(list)")
         case 2:
             let who = Int(b >> 2) % (n + 1)
             let claimant = who < n ? net.ids[who] : phantom

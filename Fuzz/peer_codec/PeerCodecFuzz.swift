@@ -14,7 +14,8 @@
 //     message, and encoding is then a fixed point (a canonical form);
 //   - a decoded flooded message's header is well formed (origin a node id, seq ≤ Int64.max);
 //   - the MSG fast path (`PeerChat.parse`) accepts and refuses the same lines as decode and
-//     reads the same origin, seq, room, user and text;
+//     reads the same origin, seq, room, user and text; so does the HB byte path
+//     (`PeerHeartbeat.parse`), with and without a known address for the origin;
 //   - messages built from valid fields (names, ids, numbers, addresses, text without `\n`)
 //     survive encode → frame → decode.
 
@@ -74,6 +75,7 @@ enum PeerCodecRun {
         default: fuzzFail("String and Substring disagree on decodability: \(text.debugDescription)")
         }
         checkChatFastPath(text, decoded: fromString)
+        checkHeartbeatFastPath(text, decoded: fromString)
         guard case .success(let msg) = fromString else { return }
         _ = roundTrip(msg, source: text)
         if let f = msg.flood {
@@ -106,6 +108,31 @@ enum PeerCodecRun {
             }
             require(c.flood == f && c.room == room && c.user == user && same(c.text, body.utf8),
                     "PeerChat and decode read \(text.debugDescription) differently")
+        }
+    }
+
+    /// `PeerHeartbeat.parse`, the cluster's reading of an HB from its bytes, accepts and
+    /// refuses exactly the lines `PeerMessage.decode` does and reads the same message,
+    /// whether or not the origin's address is already known (then the String is reused).
+    static func checkHeartbeatFastPath(_ text: String, decoded: Result<PeerMessage, Error>) {
+        var line = text
+        line.withUTF8 { u in
+            let b = UnsafeRawBufferPointer(u)
+            var knownAddress: String?
+            if case .success(.heartbeat(_, let a, _, _)) = decoded { knownAddress = a }
+            for known in [nil, knownAddress, "h:1"] {
+                let fast: PeerMessage?
+                do { fast = try PeerHeartbeat.parse(b, advertise: { _ in known }) } catch {
+                    if case .success(let m) = decoded, case .heartbeat = m { fuzzFail("PeerHeartbeat refuses an HB decode accepts: \(text.debugDescription) (\(error))") }
+                    continue
+                }
+                guard let m = fast else {
+                    if case .success(let d) = decoded, case .heartbeat = d { fuzzFail("PeerHeartbeat does not see an HB: \(text.debugDescription)") }
+                    continue
+                }
+                guard case .success(let d) = decoded else { fuzzFail("PeerHeartbeat accepts an HB decode refuses: \(text.debugDescription)") }
+                require(m == d, "PeerHeartbeat and decode read \(text.debugDescription) differently")
+            }
         }
     }
 
@@ -218,7 +245,9 @@ enum PeerCodecRun {
                 msg = .hello(node: node(&r), advertise: address(&r), nonce: nonce(&r), secret: r.byte() & 1 == 1)
             case 1: msg = .auth(proof: text(&r, noSpaces: false, nonEmpty: false))
             case 2: msg = .error(reason: text(&r, noSpaces: false, nonEmpty: false))
-            case 3: msg = .heartbeat(flood, advertise: address(&r), neighbors: list(&r) { node(&$0) })
+            case 3:
+                msg = .heartbeat(flood, advertise: address(&r), version: number(&r),
+                                 neighbors: r.byte() & 1 == 1 ? nil : list(&r) { node(&$0) })
             case 4:
                 msg = .state(flood, rooms: list(&r) { name(&$0, max: Limits.maxChatIDLength) },
                              claims: list(&r) { NameClaim(name: name(&$0, max: Limits.maxUsernameLength), ts: number(&$0)) })

@@ -130,6 +130,10 @@ public final class Cluster {
     // MARK: Links
 
     public func linkUp(_ neighbor: NodeID, advertise addr: String, nowMs: UInt64) {
+        // A link just made to it (its handshake done, proved in secret mode) says it is alive
+        // now, whatever BYE came for it by another path before (a member can forge one for a
+        // node it is not yet linked to: fuzz target `cluster`, 2026-12-07).
+        departed[neighbor] = nil
         neighbors.insert(neighbor)
         neighborsChanged(nowMs: nowMs)
         // Remembered for redialing: if the neighbor dialed us and dies, it may come back there.
@@ -150,6 +154,12 @@ public final class Cluster {
     public func linkDown(_ neighbor: NodeID, nowMs: UInt64) {
         guard neighbors.remove(neighbor) != nil else { return }
         neighborsChanged(nowMs: nowMs)
+        // Tracked past the bound only while linked (`Limits.maxClusterNodes`): unlinked, it is
+        // one stranger too many, ignored like any other until the count falls.
+        if nodes.count > Limits.maxClusterNodes, nodes[neighbor] != nil {
+            drop(neighbor, until: nil)
+            return
+        }
         // Alive, it is heard from again by another path within a heartbeat or two (its own
         // HB, listing it has lost this link, makes the others forward its messages here);
         // dead (a killed process closes its links), it is not (§5, "Liveness").

@@ -210,6 +210,20 @@ struct Fields: Sendable {
         guard s.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let n = UInt64(s), n <= UInt64(Int64.max) else { throw PeerCodecError.malformed("number \(LogSafe.text(s, max: 40))") }
         return n
     }
+    /// `Fields.number` on bytes: digits only, at most `Int64.max`.
+    static func number(bytes d: UnsafeRawBufferPointer) throws -> UInt64 {
+        var n: UInt64 = 0
+        guard !d.isEmpty else { throw PeerCodecError.malformed("number ") }
+        for c in d {
+            guard c >= 0x30 && c <= 0x39 else { throw PeerCodecError.malformed("number \(LogSafe.text(String(decoding: d, as: UTF8.self), max: 40))") }
+            let (m, o1) = n.multipliedReportingOverflow(by: 10)
+            let (s, o2) = m.addingReportingOverflow(UInt64(c - 0x30))
+            guard !o1, !o2, s <= UInt64(Int64.max) else { throw PeerCodecError.malformed("number \(LogSafe.text(String(decoding: d, as: UTF8.self), max: 40))") }
+            n = s
+        }
+        return n
+    }
+
     /// A username or chat id. Keys travel lowercased; a chat message's user keeps its case for
     /// display. The rules of `ChatName`, checked on the bytes without building one.
     static func name(_ s: String, max: Int, keepCase: Bool = false) throws -> String {
@@ -256,16 +270,7 @@ struct PeerChat {
             node = try Fields.node(String(decoding: origin, as: UTF8.self))
             ids[id] = node
         }
-        let seqBytes = try field()
-        var seq: UInt64 = 0
-        guard !seqBytes.isEmpty else { throw PeerCodecError.malformed("number") }
-        for c in seqBytes {
-            guard c >= 0x30 && c <= 0x39 else { throw PeerCodecError.malformed("number") }
-            let (m, o1) = seq.multipliedReportingOverflow(by: 10)
-            let (a, o2) = m.addingReportingOverflow(UInt64(c - 0x30))
-            guard !o1, !o2, a <= UInt64(Int64.max) else { throw PeerCodecError.malformed("number") }
-            seq = a
-        }
+        let seq = try Fields.number(bytes: try field())
         let room = try Fields.name(String(decoding: try field(), as: UTF8.self), max: Limits.maxChatIDLength)
         let user = try Fields.name(String(decoding: try field(), as: UTF8.self), max: Limits.maxUsernameLength, keepCase: true)
         return PeerChat(flood: Flood(origin: node, seq: seq), room: room, user: user,
@@ -309,7 +314,7 @@ enum PeerHeartbeat {
         guard let origin = NodeID(bytes: originBytes) else {
             throw PeerCodecError.malformed("node id \(LogSafe.text(String(decoding: originBytes, as: UTF8.self), max: 40))")
         }
-        let seq = try number(seqBytes), version = try number(versionBytes)
+        let seq = try Fields.number(bytes: seqBytes), version = try Fields.number(bytes: versionBytes)
         let advertise: String
         if let k = known(origin), k.utf8.elementsEqual(addrBytes) {
             advertise = k
@@ -337,20 +342,6 @@ enum PeerHeartbeat {
         }
         guard list.count <= Limits.maxClusterNodes else { throw PeerCodecError.malformed("HB lists more than \(Limits.maxClusterNodes) neighbors") }
         return .heartbeat(flood, advertise: advertise, version: version, neighbors: list)
-    }
-
-    /// `Fields.number` on bytes: digits only, at most `Int64.max`.
-    private static func number(_ d: UnsafeRawBufferPointer) throws -> UInt64 {
-        var n: UInt64 = 0
-        guard !d.isEmpty else { throw PeerCodecError.malformed("number ") }
-        for c in d {
-            guard c >= 0x30 && c <= 0x39 else { throw PeerCodecError.malformed("number \(LogSafe.text(String(decoding: d, as: UTF8.self), max: 40))") }
-            let (m, o1) = n.multipliedReportingOverflow(by: 10)
-            let (s, o2) = m.addingReportingOverflow(UInt64(c - 0x30))
-            guard !o1, !o2, s <= UInt64(Int64.max) else { throw PeerCodecError.malformed("number \(LogSafe.text(String(decoding: d, as: UTF8.self), max: 40))") }
-            n = s
-        }
-        return n
     }
 }
 
