@@ -620,7 +620,7 @@ struct ClaimModelCanon {
           "suspectSinceMs", "control", "chat"]),
         ("OriginStream", OriginStream(), ["delivered", "started", "held", "lastMs"]),
         ("Cluster.PendingClaim", Cluster.PendingClaim(ts: 0, waiting: [:], sentMs: 0, startedUs: 0),
-         ["ts", "waiting", "sentMs", "startedUs"]),
+         ["ts", "waiting", "sentMs", "startedUs", "startedMs"]),
         ("ClaimRegistry", ClaimRegistry(me: NodeID("0000000000000000")!), ["me", "records"]),
         ("ClaimRegistry.Record", ClaimRegistry.Record(holder: NodeID("0000000000000000")!, ts: 0, granted: false),
          ["holder", "ts", "granted", "heardMs"]),
@@ -728,7 +728,7 @@ struct ClaimModelCanon {
         sorted(v, key: { $0 }) { c, p in
             c.out += "\(p.ts)w"
             c.sorted(p.waiting, key: { $0.text }, value: { $0.out += String($1) })
-            c.out += "@\(p.sentMs)"
+            c.out += "@\(p.sentMs)s\(p.startedMs)"
         }
     }
 

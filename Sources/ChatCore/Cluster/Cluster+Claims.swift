@@ -8,11 +8,21 @@ extension Cluster {
         var waiting: [NodeID: UInt64]
         var sentMs: UInt64
         let startedUs: UInt64
+        /// When the claim started (monotonic ms): its whole wait is bounded (`claimWaitMs`).
+        var startedMs: UInt64 = 0
     }
 
     /// How long a claim waits for one node's answer (asked, then asked again every
     /// `Tunables.claimResendMs`) before that node counts as failed: the peer timeout and one resend.
     public var claimAnswerMs: UInt64 { peerTimeoutMs + Tunables.claimResendMs }
+
+    /// How long a claim waits in all, however many nodes appear while it waits: each node
+    /// that became known meanwhile is asked at once and gets `claimAnswerMs` from then, but
+    /// past `claimAnswerMs + peerTimeoutMs` from the claim's start any node still awaited
+    /// that has had a resend's time to answer counts as failed. Without this bound a member
+    /// inventing fresh origins faster than `claimAnswerMs` held every login (fuzz target
+    /// `cluster`, finding 6).
+    public var claimWaitMs: UInt64 { claimAnswerMs + peerTimeoutMs }
 
     // MARK: Claims, for the Hub
 
@@ -28,7 +38,7 @@ extension Cluster {
             return .granted
         }
         pending[name] = PendingClaim(ts: ts, waiting: Dictionary(uniqueKeysWithValues: nodes.keys.map { ($0, nowMs) }),
-                                     sentMs: nowMs, startedUs: preciseNowUs())
+                                     sentMs: nowMs, startedUs: preciseNowUs(), startedMs: nowMs)
         flood(.claim(next(), NameClaim(name: name, ts: ts)))
         return .pending
     }
@@ -151,7 +161,11 @@ extension Cluster {
     func dropSilentNodes(nowMs: UInt64) {
         var silent: Set<NodeID> = []
         for p in pending.values {
-            for (id, since) in p.waiting where nowMs > since + liveness.stretched(claimAnswerMs) { silent.insert(id) }
+            let overdue = nowMs > p.startedMs + liveness.stretched(claimWaitMs)
+            for (id, since) in p.waiting
+            where nowMs > since + liveness.stretched(claimAnswerMs) || (overdue && nowMs > since + Tunables.claimResendMs) {
+                silent.insert(id)
+            }
         }
         for id in silent.sorted() {
             onEvent?(.unresponsive(id))

@@ -630,6 +630,7 @@ public final class Cluster {
             if nodes[id]!.suspectSinceMs != nil { nodes[id]!.suspectSinceMs! += stall }
         }
         for name in pending.keys {
+            pending[name]!.startedMs += stall
             for id in pending[name]!.waiting.keys { pending[name]!.waiting[id]! += stall }
         }
     }
