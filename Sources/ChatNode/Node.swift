@@ -255,7 +255,7 @@ public final class Node {
             refusal("node declared dead", metadata: [
                 "dead": "\(id)",
                 "reason": "\(linkLost ? "its link closed and nothing came from it since" : "silent for the peer timeout")",
-                "timeout_ms": "\(linkLost ? cluster.liveness.stretched(Tunables.suspectHeartbeats * cluster.heartbeatMs) : cluster.effectivePeerTimeoutMs)"])
+                "timeout_ms": "\(linkLost ? Tunables.suspectHeartbeats * cluster.heartbeatMs : cluster.effectivePeerTimeoutMs)"])
         }
     }
 

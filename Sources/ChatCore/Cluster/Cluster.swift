@@ -603,11 +603,13 @@ public final class Cluster {
 
     /// Nodes silent for the peer timeout, and neighbors whose link closed and that were not
     /// heard from by any path for `Tunables.suspectHeartbeats` heartbeats since (a killed
-    /// node's links close at once; a live one is heard again through the others). Both
-    /// timeouts stretch while this node lags (`Liveness`).
+    /// node's links close at once; a live one is heard again through the others). The peer
+    /// timeout stretches while this node lags (`Liveness`); both exclude its stalls.
     private func dropDeadNodes(nowMs: UInt64) {
         let timeout = effectivePeerTimeoutMs
-        let suspectTimeout = liveness.stretched(Tunables.suspectHeartbeats * heartbeatMs)
+        // Not stretched by the health score: a closed link and silence by every path is
+        // strong evidence, and a node that was busy (not starved) gets its stall credited.
+        let suspectTimeout = Tunables.suspectHeartbeats * heartbeatMs
         var dead: [(NodeID, Bool)] = []
         for (id, n) in nodes {
             if nowMs > n.lastHeardMs + timeout {

@@ -12,9 +12,9 @@
 ///   the time the loop did not run (`stall`) is credited to every peer: their silence during
 ///   the stall is not evidence (`Cluster.tick`, `Node`'s link timeouts).
 /// - **A lagging node is slow to accuse.** Each late tick raises a health score (0 to
-///   `maxScore`); `recoveryTicks` punctual ticks in a row lower it by one. Every timeout that
-///   accuses a peer is stretched by `1 + score`: a node that cannot keep time gives its peers
-///   more of it, and a healthy one keeps the configured timeouts.
+///   `maxScore`); `recoveryTicks` punctual ticks in a row lower it by one. The peer timeout
+///   and the claim deadlines are stretched by `1 + score`: a node that cannot keep time gives
+///   its peers more of it, and a healthy one keeps the configured timeouts.
 ///
 /// Pure arithmetic on the clock the runtime passes in; no I/O.
 public struct Liveness: Sendable {
