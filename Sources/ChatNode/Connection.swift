@@ -302,7 +302,7 @@ final class Connection {
         flush()
     }
 
-    /// Hands everything queued to libuv: one `uv_write` of many buffers (more only past
+    /// Hands everything queued to the kernel: one `writev` of many buffers (more only past
     /// `Tunables.maxWriteBufs`). What the kernel does not take at once waits in libuv's queue;
     /// past `maxQueueBytes` of that the reader is too slow and is dropped (docs/protocol.md §4).
     private func flush() {
@@ -324,7 +324,7 @@ final class Connection {
 
     /// The TLS flush: the queued plaintext is coalesced into records of up to 16 KiB
     /// (the loop's plaintext buffer), and every record this turn (handshake included) goes
-    /// out as one `uv_write` of one buffer, freed in the write callback. Before the
+    /// out as one write of one buffer, freed once the kernel has it. Before the
     /// handshake completes the plaintext waits in the outbox.
     private func flushTLS(_ tls: TLSSession) {
         if tls.established && !outbox.isEmpty {
@@ -367,21 +367,43 @@ final class Connection {
 
     private var tlsShutdownSent = false
 
-    /// Hands one filled batch to libuv, the batch retained until its write callback. On
-    /// failure the batch is reset and released and the connection closed: false tells the
-    /// flush to stop.
+    /// Hands one filled batch to the kernel. When libuv has nothing queued for this stream the
+    /// bytes go straight to `writev` (`uv_try_write`): no request, no callback in the next
+    /// turn, no poll change, and the batch is free again at once. What the kernel does not
+    /// take (or everything, behind queued writes) goes to `uv_write`, the batch retained until
+    /// its write callback. On failure the batch is released and the connection closed: false
+    /// tells the flush to stop.
     @inline(__always)
-    private func submit(_ batch: WriteBatch, _ bufs: UnsafePointer<uv_buf_t>, count: Int) -> Bool {
+    private func submit(_ batch: WriteBatch, _ bufs: UnsafeMutablePointer<uv_buf_t>, count: Int) -> Bool {
+        var first = 0
+        let n = uv_try_write(cuv_stream(tcp), bufs, UInt32(count))
+        if n > 0 {
+            var left = Int(n)
+            while first < count && left >= bufs[first].len { left -= bufs[first].len; first += 1 }
+            if first == count { recycle(batch); return true }
+            bufs[first].base += left
+            bufs[first].len -= left
+        } else if n < 0 && n != UV_EAGAIN.rawValue {
+            recycle(batch)
+            close(reason: "write error: \(uvError(n))")
+            return false
+        }
         batch.req.pointee.data = Unmanaged.passRetained(batch).toOpaque()
-        let rc = uv_write(batch.req, cuv_stream(tcp), bufs, UInt32(count), onWrite)
+        let rc = uv_write(batch.req, cuv_stream(tcp), bufs + first, UInt32(count - first), onWrite)
         if rc != 0 {
-            batch.reset()
             Unmanaged<WriteBatch>.fromOpaque(batch.req.pointee.data).release()
+            recycle(batch)
             close(reason: "write failed: \(uvError(rc))")
             return false
         }
         inflightWrites += 1
         return true
+    }
+
+    /// A batch whose bytes the kernel has (or that failed): its payloads released, kept for reuse.
+    private func recycle(_ batch: WriteBatch) {
+        batch.reset()
+        if loop.freeBatches.count < Tunables.maxFreeWriteBatches { loop.freeBatches.append(batch) }
     }
 
     /// After handing bytes to libuv: the slow-consumer and memory checks, and the end of a drain.
@@ -420,8 +442,7 @@ final class Connection {
         assert(inflightWrites > 0, "a write callback with no write in flight")
         inflightWrites -= 1
         if backlogCap != nil && state != .closed { noteBacklog(uv_stream_get_write_queue_size(cuv_stream(tcp))) }
-        batch.reset()
-        if loop.freeBatches.count < Tunables.maxFreeWriteBatches { loop.freeBatches.append(batch) }
+        recycle(batch)
         if status < 0 {
             if status != UV_ECANCELED.rawValue { close(reason: "write error: \(uvError(status))") }
             return
