@@ -63,15 +63,21 @@ public enum Tunables {
     public static let suspectHeartbeats: UInt64 = 3
     /// Local health (`Liveness`): a late tick raises the score, up to this; timeouts stretch `1 + score` times.
     public static let maxHealthScore = 8
-    /// … and this many punctual ticks in a row lower it by one.
+    /// … and this many tick periods (`cronMs`) of punctual ticks lower it by one.
     public static let healthRecoveryTicks = 10
     /// Chat origins' node ids kept by value (a MSG then allocates no id); past it the cache is emptied.
     public static let maxChatOriginIDs = 4096
 
     // MARK: Node runtime
 
-    /// Period of the housekeeping timer: heartbeats, dead-node checks, dialing.
+    /// Period of the housekeeping timer (heartbeats, dead-node checks, dialing) while something
+    /// waits on a deadline: a claim, an early message, a wanted HB or STATE, a suspected
+    /// neighbor, a dial, the stop.
     public static let cronMs: UInt64 = 100
+    /// Its period when nothing waits (at most half the heartbeat period, at least `cronMs`):
+    /// an idle node wakes for it twice a second, and heartbeats go out in that many slots
+    /// (docs/scaling.md, "Idle cost").
+    public static let idleTickMs: UInt64 = 500
     /// How long stopping may take before remaining connections are cut.
     public static let stopGraceMs: UInt64 = 1500
     /// `listen(2)` backlog of the node's and the metrics endpoint's sockets.

@@ -67,6 +67,10 @@ final class EventLoop {
         pending.append(c)
     }
 
+    /// Called once per turn before the loop sleeps (the node re-arms its housekeeping timer
+    /// when something started waiting on a deadline).
+    var beforePoll: (() -> Void)?
+
     fileprivate func runPending() {
         // Flushing may schedule more (a close after a failed write): loop until empty.
         while !pending.isEmpty {
@@ -109,6 +113,7 @@ final class EventLoop {
 private func onPrepare(_ h: UnsafeMutablePointer<uv_prepare_t>?) {
     let loop = Unmanaged<EventLoop>.fromOpaque(h!.pointee.data).takeUnretainedValue()
     loop.runPending()
+    loop.beforePoll?()
 }
 
 private func onPrepareClosed(_ h: UnsafeMutablePointer<uv_handle_t>?) {

@@ -59,8 +59,18 @@ public final class Node {
     private(set) var metrics: NodeMetrics?
     private var metricsListener: Listener?
 
-    /// Period of the housekeeping timer (`Tunables.cronMs`).
+    /// Period of the housekeeping timer while something waits (`Tunables.cronMs`).
     static let cronMs = Tunables.cronMs
+    /// … and while nothing does: `Tunables.idleTickMs`, at most half the heartbeat period.
+    static func idleTickMs(heartbeatMs: UInt64) -> UInt64 {
+        max(cronMs, min(Tunables.idleTickMs, heartbeatMs / 2))
+    }
+    /// When the housekeeping timer is due (loop time), and whether it was armed for `cronMs`.
+    private var cronDueMs: UInt64 = 0
+    private var cronPrompt = false
+    /// Some dialer waits for its next attempt, resolves, or has a link in its handshake: set
+    /// when an address is learned or a link closes, recomputed by each tick.
+    private var dialsWaiting = true
 
     /// The address the node really listens on (`127.0.0.1:40123`).
     public var listeningAddress: String { listener?.boundAddress ?? "" }
@@ -90,7 +100,8 @@ public final class Node {
         }
         var g = SystemRandomNumberGenerator()
         cluster = Cluster(me: NodeID.random(using: &g), advertise: config.advertise ?? bound.boundAddress, hub: hub,
-                          heartbeatMs: config.heartbeatMs, peerTimeoutMs: config.peerTimeoutMs, tickMs: Node.cronMs)
+                          heartbeatMs: config.heartbeatMs, peerTimeoutMs: config.peerTimeoutMs, tickMs: Node.cronMs,
+                          idleTickMs: Node.idleTickMs(heartbeatMs: config.heartbeatMs))
         listener = bound
         hub.cluster = cluster
         cluster.transport = self
@@ -101,6 +112,7 @@ public final class Node {
         listener?.onConnection = { [unowned self] status in self.accept(status) }
         cron.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         armCron()
+        loop.beforePoll = { [unowned self] in self.promptTickIfWanted() }
         for peer in config.peers { dialers[peer] = PeerDialer(address: peer) }
         if let m = config.metricsAddress {
             let metrics = NodeMetrics()
@@ -309,6 +321,7 @@ public final class Node {
     func linkClosed(_ link: PeerLink, remote: NodeID) {
         guard links[remote] === link else { return }
         links[remote] = nil
+        dialsWaiting = true
         logger.notice("peer link down", metadata: ["peer": "\(remote)", "reason": "\(link.conn.closeReason)"])
         cluster.linkDown(remote, nowMs: loop.nowMs)
     }
@@ -351,7 +364,7 @@ public final class Node {
             return
         }
         let now = loop.nowMs
-        cluster.tick(nowMs: now)
+        cluster.tick(nowMs: now, dueMs: cronDueMs)
         // A stall of this loop (`Liveness`) is not the peers' silence.
         let stalled = cluster.liveness.stalledMs - excusedMs
         excusedMs = cluster.liveness.stalledMs
@@ -371,6 +384,12 @@ public final class Node {
             forgetGoneAddresses(nowMs: now)
         }
         dialDue(nowMs: now)
+        dialsWaiting = dialers.values.contains { d in
+            if d.resolving { return true }
+            if let link = d.link { return !link.established }
+            // Idle: its node is linked by another address, or it is our own address.
+            return d.address != cluster.advertise && !(d.node.map { links[$0] != nil } ?? false)
+        }
     }
 
     /// Dials the addresses that are due, a few at a time (docs/scaling.md): at most
@@ -392,12 +411,28 @@ public final class Node {
         }
     }
 
-    /// The housekeeping timer fires on wall-clock multiples of `cronMs`, on every node alike,
-    /// so heartbeats go out in their slots (`Cluster.periodicHeartbeatDue`) and a node's
-    /// peers' heartbeats reach it in batches (docs/scaling.md).
+    /// The housekeeping timer fires on wall-clock multiples of its period, on every node
+    /// alike, so heartbeats go out in their slots (`Cluster.periodicHeartbeatDue`) and a node's
+    /// peers' heartbeats reach it in batches (docs/scaling.md). The period is `cronMs` while
+    /// something waits on a deadline (the cluster's `needsPromptTick`, a dial, the stop), else
+    /// the idle tick: an idle node wakes twice a second, not ten times.
     fileprivate func armCron() {
         guard !cronClosed else { return }
-        uv_timer_start(cron, onCron, Node.cronMs - wallClockMs() % Node.cronMs, 0)
+        cronPrompt = wantsPromptTick
+        let period = cronPrompt ? Node.cronMs : cluster.idleTickMs
+        let delay = period - wallClockMs() % period
+        cronDueMs = loop.nowMs + delay
+        uv_timer_start(cron, onCron, delay, 0)
+    }
+
+    private var wantsPromptTick: Bool { stopping || dialsWaiting || cluster.needsPromptTick }
+
+    /// After every turn of the loop: something started waiting on a deadline (a login's
+    /// claim, a closed link's suspicion, …) while the timer was armed for the idle tick.
+    fileprivate func promptTickIfWanted() {
+        guard !cronPrompt, !cronClosed, wantsPromptTick else { return }
+        uv_timer_stop(cron)
+        armCron()
     }
 
     // MARK: Certificate rotation
@@ -482,6 +517,7 @@ extension Node: ClusterTransport {
             return
         }
         let d = PeerDialer(address: address, node: node, learned: true, nowMs: loop.nowMs)
+        dialsWaiting = true
         // Linked now: the first dial waits until the link is gone.
         if links[node] != nil { d.retryLater(nowMs: loop.nowMs, ms: Tunables.dialDuplicateRetryMs) }
         dialers[address] = d

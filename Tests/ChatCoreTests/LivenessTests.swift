@@ -43,6 +43,25 @@ import Testing
         #expect(l.score == 0)
     }
 
+    /// An idle runtime ticks every `idleTickMs`, not every `tickMs`: a tick is late by how
+    /// far it comes after the time it was due, not after the last tick.
+    @Test func lateIsMeasuredFromWhenTheTickWasDue() {
+        var l = Liveness(tickMs: 100)
+        var t: UInt64 = 1000
+        _ = l.tick(nowMs: t)
+        for _ in 0..<20 { t += 500; #expect(l.tick(nowMs: t + 3, dueMs: t) == 0) }
+        #expect(l.score == 0 && l.stalledMs == 0)
+        // Due at t + 500, run at t + 1700: 1.2 s of stall.
+        #expect(l.tick(nowMs: t + 1700, dueMs: t + 500) == 1200)
+        #expect(l.score == 1)
+        // Recovery counts time, not ticks: ten tick periods of punctual idle ticks.
+        t += 1700
+        for _ in 0..<1 { t += 500; _ = l.tick(nowMs: t, dueMs: t) }
+        #expect(l.score == 1)
+        for _ in 0..<2 { t += 500; _ = l.tick(nowMs: t, dueMs: t) }
+        #expect(l.score == 0)
+    }
+
     @Test func offForSimulationsThatJumpTheClock() {
         var l = Liveness(tickMs: 0)
         _ = l.tick(nowMs: 0)
@@ -91,6 +110,38 @@ import Testing
         d.tick(nowMs: u)
         #expect(d.nodes[Self.peer] == nil)
         _ = hub2
+    }
+
+    /// An idle node ticks every `idleTickMs`; what waits on a finer deadline asks for
+    /// prompt ticks (`needsPromptTick`) until it is settled: a suspected neighbor, a login's
+    /// claim, a deferred HB.
+    @Test func onlyWhatWaitsAsksForPromptTicks() throws {
+        var t: UInt64 = 10_000
+        let (c, hub) = Self.node(tickMs: 100, t: t)
+        for _ in 0..<5 { t += 100; c.tick(nowMs: t) }
+        #expect(!c.needsPromptTick)
+        // A closed link: suspicion until the peer is dead.
+        c.linkDown(Self.peer, nowMs: t)
+        #expect(c.needsPromptTick)
+        let suspect = Tunables.suspectHeartbeats * c.heartbeatMs
+        while c.nodes[Self.peer] != nil && t < 20_000 { t += 100; c.tick(nowMs: t); if c.nodes[Self.peer] != nil { #expect(c.needsPromptTick) } }
+        #expect(c.nodes[Self.peer] == nil && t <= 10_500 + suspect + 200)
+        #expect(!c.needsPromptTick)
+        // A login's claim waits for a live node's answer.
+        c.linkUp(Self.peer, advertise: "10.0.0.1:1", nowMs: t)
+        for _ in 0..<20 { t += 100; c.tick(nowMs: t) }
+        #expect(!c.needsPromptTick)
+        #expect(c.claim("ann") == .pending)
+        #expect(c.needsPromptTick)
+        let ts = try #require(c.pending["ann"]).ts
+        try c.receive(line: Substring("REPLY \(Self.peer) 0 \(c.me) ann \(ts) yes"), from: Self.peer, nowMs: t, wallMs: t)
+        #expect(c.pending["ann"] == nil)
+        #expect(!c.needsPromptTick)
+        // Link changes faster than the HB budget: the deferred HB waits for a tick.
+        for k in 0..<10 { c.linkUp(NodeID(value: UInt64(0x100 + k)), advertise: "10.0.1.\(k):1", nowMs: t) }
+        #expect(c.needsPromptTick)
+        for _ in 0..<100 where c.needsPromptTick { t += 100; c.tick(nowMs: t) }
+        #expect(!c.needsPromptTick)
     }
 
     /// A neighbor whose link closed is dead after `suspectHeartbeats` heartbeats of

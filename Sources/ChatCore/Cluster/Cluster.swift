@@ -99,6 +99,12 @@ public final class Cluster {
     var mayHoldMessages = false
     /// The node's own health: stalls of its loop are not its peers' fault (`Liveness.swift`).
     public private(set) var liveness: Liveness
+    /// The runtime's tick period when idle (`Tunables.idleTickMs`): heartbeats go out in
+    /// slots of this length (`periodicHeartbeatDue`).
+    public let idleTickMs: UInt64
+    /// Some neighbor is suspected (its link closed, nothing heard since): set by `linkDown`,
+    /// recomputed by each tick's look at every node.
+    private var suspicionPending = false
 
     /// Called with the microseconds each claim that asked the cluster took to settle (metrics).
     public var onClaimSettled: ((UInt64) -> Void)?
@@ -110,12 +116,14 @@ public final class Cluster {
     /// Local logins' claims waiting for the cluster's answers (`Cluster+Claims.swift`).
     var pending: [String: PendingClaim] = [:]
 
-    /// `tickMs`: how often the runtime calls `tick` (its housekeeping period), so that a late
-    /// tick shows the loop stalled (`Liveness`); 0, for simulations whose clock jumps between
-    /// ticks, turns that judgement off.
+    /// `tickMs`: the runtime's finest tick period (its housekeeping timer while something
+    /// waits, `needsPromptTick`), so that a late tick shows the loop stalled (`Liveness`); 0,
+    /// for simulations whose clock jumps between ticks, turns that judgement off.
+    /// `idleTickMs`: its period when idle (0: the same as `tickMs`).
     public init(me: NodeID, advertise: String, hub: Hub, heartbeatMs: UInt64 = Tunables.heartbeatMs,
-                peerTimeoutMs: UInt64 = Tunables.peerTimeoutMs, tickMs: UInt64 = 0) {
+                peerTimeoutMs: UInt64 = Tunables.peerTimeoutMs, tickMs: UInt64 = 0, idleTickMs: UInt64 = 0) {
         liveness = Liveness(tickMs: tickMs)
+        self.idleTickMs = max(idleTickMs, tickMs)
         self.me = me
         self.advertise = advertise
         self.hub = hub
@@ -163,7 +171,10 @@ public final class Cluster {
         // Alive, it is heard from again by another path within a heartbeat or two (its own
         // HB, listing it has lost this link, makes the others forward its messages here);
         // dead (a killed process closes its links), it is not (§5, "Liveness").
-        if nodes[neighbor] != nil { nodes[neighbor]!.suspectSinceMs = nowMs }
+        if nodes[neighbor] != nil {
+            nodes[neighbor]!.suspectSinceMs = nowMs
+            suspicionPending = true
+        }
     }
 
     /// A link came or went: a new neighbor-set version, an HB soon (paced), routing anew.
@@ -563,9 +574,11 @@ public final class Cluster {
 
     // MARK: Time
 
-    /// Called every heartbeat interval or so: heartbeats, dead nodes, claims to resend.
-    public func tick(nowMs: UInt64) {
-        let stall = liveness.tick(nowMs: nowMs)
+    /// Called every `tickMs` while `needsPromptTick`, else every `idleTickMs` or so:
+    /// heartbeats, dead nodes, claims to resend. `dueMs`: when the runtime's timer was due
+    /// (by default one `tickMs` after the last tick), for `Liveness`.
+    public func tick(nowMs: UInt64, dueMs: UInt64? = nil) {
+        let stall = liveness.tick(nowMs: nowMs, dueMs: dueMs)
         if stall > 0 { excuse(stall) }
         releaseExpiredHolds(nowMs: nowMs, wallMs: clock().wallMs)
         if periodicHeartbeatDue(nowMs: nowMs) || (heartbeatWanted && heartbeatBudget.take(nowMs: nowMs)) {
@@ -585,17 +598,27 @@ public final class Cluster {
         resendClaims(nowMs: nowMs)
     }
 
+    /// Whether something waits on a deadline finer than the idle tick: a local login's claim,
+    /// an early message held for its gap, an HB or STATE the budget deferred, a suspected
+    /// neighbor. The runtime then ticks every `tickMs`, else every `idleTickMs`; it asks
+    /// after every turn of its loop, so this is a few loads.
+    public var needsPromptTick: Bool {
+        heartbeatWanted || stateWanted || mayHoldMessages || suspicionPending || !pending.isEmpty
+    }
+
     /// Whether this tick sends the periodic HB. With a runtime that ticks on wall-clock
-    /// boundaries (`liveness.tickMs`), the heartbeat period is cut into slots of one tick and
-    /// each node beats in its own (its id modulo the slots): a node then hears its peers' HBs
-    /// in a few batches a second rather than one wakeup per peer (docs/scaling.md). An HB
-    /// comes at least every half period and at most one period and a tick after the last.
+    /// boundaries (`liveness.tickMs`), the heartbeat period is cut into slots of one idle
+    /// tick (`idleTickMs`) and each node beats in its own (its id modulo the slots): an idle
+    /// node wakes for its own tick and hears its peers' HBs in as many batches a second as
+    /// there are slots, rather than once per peer (docs/scaling.md). An HB comes at least
+    /// every half period and at most one period and a slot after the last.
     private func periodicHeartbeatDue(nowMs: UInt64) -> Bool {
-        let tick = liveness.tickMs
+        let tick = liveness.tickMs > 0 ? idleTickMs : 0
         guard tick > 0, heartbeatMs >= 2 * tick else { return nowMs >= lastHeartbeatMs + heartbeatMs }
         if nowMs >= lastHeartbeatMs + heartbeatMs + tick { return true }
         let slots = heartbeatMs / tick
-        return (clock().wallMs / tick) % slots == me.value % slots && nowMs >= lastHeartbeatMs + heartbeatMs / 2
+        // The nearest slot boundary: a timer may fire a little before its wall-clock boundary.
+        return ((clock().wallMs + tick / 2) / tick) % slots == me.value % slots && nowMs >= lastHeartbeatMs + heartbeatMs / 2
     }
 
     /// The peer timeout, stretched while this node itself lags (`Liveness`).
@@ -611,13 +634,15 @@ public final class Cluster {
         // strong evidence, and a node that was busy (not starved) gets its stall credited.
         let suspectTimeout = Tunables.suspectHeartbeats * heartbeatMs
         var dead: [(NodeID, Bool)] = []
+        var suspects = false
         for (id, n) in nodes {
             if nowMs > n.lastHeardMs + timeout {
                 dead.append((id, false))
-            } else if let since = n.suspectSinceMs, nowMs > since + suspectTimeout {
-                dead.append((id, true))
+            } else if let since = n.suspectSinceMs {
+                if nowMs > since + suspectTimeout { dead.append((id, true)) } else { suspects = true }
             }
         }
+        suspicionPending = suspects
         for (id, linkLost) in dead {
             drop(id, until: nil)
             onEvent?(.declaredDead(id, linkLost: linkLost))
