@@ -74,10 +74,15 @@ public enum Tunables {
     /// waits on a deadline: a claim, an early message, a wanted HB or STATE, a suspected
     /// neighbor, a dial, the stop.
     public static let cronMs: UInt64 = 100
-    /// Its period when nothing waits (at most half the heartbeat period, at least `cronMs`):
-    /// an idle node wakes for it twice a second, and heartbeats go out in that many slots
-    /// (docs/scaling.md, "Idle cost").
+    /// Its period when nothing waits (at most this, a whole fraction of the heartbeat
+    /// period, at least `cronMs`): an idle node wakes for its own housekeeping twice a
+    /// second, and the heartbeat period has that many slots (docs/scaling.md, "Wakeups").
+    /// One slot (1000) saved a little more CPU at 100 nodes but made every node beat at
+    /// once, and logins that met that burst waited up to 96 ms.
     public static let idleTickMs: UInt64 = 500
+    /// A tick this close before a wall-clock boundary counts as on it (a timer armed from the
+    /// loop's cached time fires a little early).
+    public static let tickEarlyMs: UInt64 = 5
     /// How long stopping may take before remaining connections are cut.
     public static let stopGraceMs: UInt64 = 1500
     /// `listen(2)` backlog of the node's and the metrics endpoint's sockets.

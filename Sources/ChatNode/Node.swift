@@ -61,9 +61,11 @@ public final class Node {
 
     /// Period of the housekeeping timer while something waits (`Tunables.cronMs`).
     static let cronMs = Tunables.cronMs
-    /// … and while nothing does: `Tunables.idleTickMs`, at most half the heartbeat period.
+    /// … and while nothing does: about `Tunables.idleTickMs`, a whole fraction of the
+    /// heartbeat period (its HB slots, `Cluster.periodicHeartbeatDue`), at least `cronMs`.
     static func idleTickMs(heartbeatMs: UInt64) -> UInt64 {
-        max(cronMs, min(Tunables.idleTickMs, heartbeatMs / 2))
+        let slots = max(1, (heartbeatMs + Tunables.idleTickMs - 1) / Tunables.idleTickMs)
+        return max(cronMs, heartbeatMs / slots)
     }
     /// When the housekeeping timer is due (loop time), and whether it was armed for `cronMs`.
     private var cronDueMs: UInt64 = 0
@@ -415,7 +417,7 @@ public final class Node {
     /// alike, so heartbeats go out in their slots (`Cluster.periodicHeartbeatDue`) and a node's
     /// peers' heartbeats reach it in batches (docs/scaling.md). The period is `cronMs` while
     /// something waits on a deadline (the cluster's `needsPromptTick`, a dial, the stop), else
-    /// the idle tick: an idle node wakes twice a second, not ten times.
+    /// the idle tick: an idle node wakes for it twice a second, not ten times.
     fileprivate func armCron() {
         guard !cronClosed else { return }
         cronPrompt = wantsPromptTick

@@ -144,6 +144,60 @@ import Testing
         #expect(!c.needsPromptTick)
     }
 
+    /// Counts the HBs a cluster sends, with the wall-clock time of each.
+    final class HeartbeatWire: ClusterTransport {
+        var wallMs: UInt64 = 0
+        var beats: [UInt64] = []
+        func send(_ line: Payload, to neighbor: NodeID) {
+            if String(decoding: UnsafeRawBufferPointer(rebasing: line.bytes[0..<line.count]), as: UTF8.self).hasPrefix("HB ") {
+                beats.append(wallMs)
+            }
+        }
+        func learned(node: NodeID, address: String) {}
+    }
+
+    /// Periodic HBs go out once per period, at the first tick of the node's slot (its id
+    /// modulo period ÷ idle tick), whether the runtime ticks every 100 ms or idles.
+    @Test(arguments: [(UInt64(1000), UInt64(500)), (1000, 1000), (2000, 1000), (1500, 750)])
+    func periodicHeartbeatsGoOutOncePerPeriodInTheNodesSlot(heartbeatMs: UInt64, idleTickMs: UInt64) {
+        let wire = HeartbeatWire()
+        let hub = Hub(limits: Limits())
+        let c = Cluster(me: NodeID(value: 0xbb), advertise: "10.0.0.2:1", hub: hub, heartbeatMs: heartbeatMs,
+                        tickMs: 100, idleTickMs: idleTickMs)
+        hub.cluster = c
+        c.transport = wire
+        var t: UInt64 = 5000
+        // Wall-clock time runs 1 ms ahead of the tick boundaries, or 1 ms behind (a timer may fire early).
+        wire.wallMs = 600_000
+        c.clock = { (t, wire.wallMs) }
+        c.linkUp(Self.peer, advertise: "10.0.0.1:1", nowMs: t)
+        let slots = heartbeatMs / idleTickMs
+        let mine = 0xbb % slots
+        for (step, seconds) in [(UInt64(100), UInt64(20)), (idleTickMs, 20)] {
+            wire.beats.removeAll()
+            // The runtime arms its timer for the next multiple of the period it ticks at.
+            let align = (step - wire.wallMs % step) % step
+            t += align
+            wire.wallMs += align
+            let start = wire.wallMs
+            while wire.wallMs < start + seconds * 1000 {
+                t += step
+                wire.wallMs += step
+                let jitter: Int64 = (wire.wallMs / step) % 2 == 0 ? 1 : -1
+                let wall = UInt64(Int64(wire.wallMs) + jitter)
+                c.clock = { (t, wall) }
+                let before = wire.beats.count
+                c.tick(nowMs: t)
+                if wire.beats.count > before { wire.beats[wire.beats.count - 1] = wire.wallMs }
+            }
+            let periods = Int(seconds * 1000 / heartbeatMs)
+            #expect(abs(wire.beats.count - periods) <= 1, "\(wire.beats.count) beats in \(periods) periods, ticking every \(step) ms")
+            for w in wire.beats.dropFirst() {
+                #expect((w / idleTickMs) % slots == mine, "a beat at \(w) (\(w % heartbeatMs) ms into the period), not in slot \(mine), step \(step): \(wire.beats)")
+            }
+        }
+    }
+
     /// A neighbor whose link closed is dead after `suspectHeartbeats` heartbeats of
     /// silence (a killed process), long before the peer timeout; one that is heard from
     /// again by another path is not.

@@ -608,18 +608,27 @@ public final class Cluster {
 
     /// Whether this tick sends the periodic HB. With a runtime that ticks on wall-clock
     /// boundaries (`liveness.tickMs`), the heartbeat period is cut into slots of one idle
-    /// tick (`idleTickMs`) and each node beats in its own (its id modulo the slots): an idle
-    /// node wakes for its own tick and hears its peers' HBs in as many batches a second as
-    /// there are slots, rather than once per peer (docs/scaling.md). An HB comes at least
-    /// every half period and at most one period and a slot after the last.
+    /// tick (`idleTickMs`; one slot with the defaults) and each node beats once per period, at
+    /// the first tick of its own slot (its id modulo the slots): an idle node wakes for its
+    /// own tick and hears its peers' HBs in as many batches a period as there are slots,
+    /// rather than once per peer (docs/scaling.md). A beat comes at least half a period after
+    /// the last HB (a triggered one may have just gone) and at most a period and a slot after.
     private func periodicHeartbeatDue(nowMs: UInt64) -> Bool {
-        let tick = liveness.tickMs > 0 ? idleTickMs : 0
-        guard tick > 0, heartbeatMs >= 2 * tick else { return nowMs >= lastHeartbeatMs + heartbeatMs }
-        if nowMs >= lastHeartbeatMs + heartbeatMs + tick { return true }
-        let slots = heartbeatMs / tick
-        // The nearest slot boundary: a timer may fire a little before its wall-clock boundary.
-        return ((clock().wallMs + tick / 2) / tick) % slots == me.value % slots && nowMs >= lastHeartbeatMs + heartbeatMs / 2
+        let slot = liveness.tickMs > 0 ? idleTickMs : 0
+        guard slot > 0, heartbeatMs >= slot else { return nowMs >= lastHeartbeatMs + heartbeatMs }
+        if nowMs >= lastHeartbeatMs + heartbeatMs + slot { return true }
+        let slots = heartbeatMs / slot
+        // A timer may fire a little before its wall-clock boundary (the loop's cached time).
+        let index = (clock().wallMs + Tunables.tickEarlyMs) / slot
+        guard index % slots == me.value % slots, index != lastBeatSlot, nowMs >= lastHeartbeatMs + heartbeatMs / 2 else {
+            return false
+        }
+        lastBeatSlot = index
+        return true
     }
+
+    /// The slot (wall-clock time ÷ `idleTickMs`) of the last periodic HB.
+    private var lastBeatSlot: UInt64 = .max
 
     /// The peer timeout, stretched while this node itself lags (`Liveness`).
     public var effectivePeerTimeoutMs: UInt64 { liveness.stretched(peerTimeoutMs) }
