@@ -84,18 +84,13 @@ enum PeerCodecRun {
         }
     }
 
-    /// Origins seen by the MSG fast path (it caches them by value, as a cluster does);
-    /// emptied now and then so a long run does not grow it without bound.
-    nonisolated(unsafe) static var chatIDs: [UInt64: NodeID] = [:]
-
     /// `PeerChat.parse`, the cluster's allocation-free reading of a MSG line, accepts and
     /// refuses exactly the lines `PeerMessage.decode` does, and reads the same fields.
     static func checkChatFastPath(_ text: String, decoded: Result<PeerMessage, Error>) {
-        if chatIDs.count > 1024 { chatIDs.removeAll(keepingCapacity: true) }
         var line = text
         line.withUTF8 { u in
             let fast: PeerChat?
-            do { fast = try PeerChat.parse(UnsafeRawBufferPointer(u), ids: &chatIDs) } catch {
+            do { fast = try PeerChat.parse(UnsafeRawBufferPointer(u)) } catch {
                 if case .success(let m) = decoded, case .chat = m { fuzzFail("PeerChat refuses a MSG decode accepts: \(text.debugDescription) (\(error))") }
                 return
             }

@@ -65,8 +65,6 @@ public enum Tunables {
     public static let maxHealthScore = 8
     /// … and this many tick periods (`cronMs`) of punctual ticks lower it by one.
     public static let healthRecoveryTicks = 10
-    /// Chat origins' node ids kept by value (a MSG then allocates no id); past it the cache is emptied.
-    public static let maxChatOriginIDs = 4096
 
     // MARK: Node runtime
 

@@ -157,6 +157,39 @@ struct AttackTests {
         }
     }
 
+    /// A member forges a direct REPLY (seq 0) in another node's name on its own link, while
+    /// that node cannot answer: seq 0 is only for a REPLY from the link's own node
+    /// (docs/cluster-protocol.md §5), so the link is refused, and the forged "no" does not
+    /// refuse the login that the real node then grants.
+    @Test func aForgedDirectReplyIsRefusedAndDoesNotRefuseALogin() throws {
+        try withCluster { nodes in
+            let a = try nodes.start("A", ["--peer-timeout-ms", "30000"])
+            let b = try nodes.start("B", ["--peer", a.address, "--peer-timeout-ms", "30000"])
+            try awaitMesh([a, b])
+            guard let aID = a.nodeID, let bID = b.nodeID else { throw E2EError("no ids") }
+            let fID = "f0f0f0f0f0f0f0f5"
+            let f = try FakePeer(port: a.port, id: fID)
+            var seq: UInt64 = 1
+            try f.send("HB \(fID) \(seq) 127.0.0.1:1 1 \(aID)")
+            try f.sync(&seq, aID)
+            // B cannot answer while stopped: the forged answer is the first A sees in its name.
+            b.send(signal: SIGSTOP)
+            var stopped = true
+            defer { if stopped { b.send(signal: SIGCONT) } }
+            let alice = try LineClient.connect(port: a.port, label: "alice")
+            try alice.send("alice_r\n")
+            let claim = try f.readUntil { $0.hasPrefix("CLAIM \(aID) ") && $0.contains(" alice ") }
+            let ts = claim.split(separator: " ")[4]
+            try f.send("REPLY \(bID) 0 \(aID) alice \(ts) no")
+            let last = String(decoding: try f.client.expectClosed(timeout: .seconds(5)), as: UTF8.self)
+            #expect(last.contains("ERROR "), "A closed the link without saying why: \(last)")
+            b.send(signal: SIGCONT)
+            stopped = false
+            // B answers yes; F, gone, is dead 3 heartbeats after its link closed.
+            #expect(try alice.readLine(timeout: .seconds(15)) == "200", "a forged direct REPLY refused the login")
+        }
+    }
+
     /// A BYE for a neighbor, sent by another peer, does not cut the neighbor off.
     @Test func aForgedByeDoesNotExileANeighbor() throws {
         try withCluster { nodes in

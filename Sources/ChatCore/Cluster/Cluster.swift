@@ -208,8 +208,7 @@ public final class Cluster {
     /// Strings for its text or the message enum (`PeerChat`); anything else, or a MSG that
     /// has to wait for an earlier one, takes the general path.
     public func receive(bytes: UnsafeRawBufferPointer, from neighbor: NodeID, nowMs: UInt64, wallMs: UInt64) throws {
-        if idCache.count > Tunables.maxChatOriginIDs { idCache.removeAll() }
-        guard let c = try PeerChat.parse(bytes, ids: &idCache) else {
+        guard let c = try PeerChat.parse(bytes) else {
             // A copy of a control message already handled (it came by another path): dropped
             // on its header, before anything else of it is decoded or checked.
             if let h = PeerHeader.parse(bytes), h.flood.seq != 0, let n = nodes[h.flood.origin], n.control.seen(h.flood.seq) {
@@ -226,8 +225,6 @@ public final class Cluster {
         try ingest(.chat(c), c.flood, room: c.room, raw: bytes, from: neighbor, nowMs: nowMs, wallMs: wallMs)
     }
 
-    /// Node ids of chat origins by value, so a MSG does not allocate its origin's id.
-    private var idCache: [UInt64: NodeID] = [:]
     /// How often chat took the byte path (tests check that it is the one used).
     struct Stats { var fastChat = 0 }
     private(set) var stats = Stats()

@@ -245,9 +245,8 @@ struct PeerChat {
     let user: String
     let text: UnsafeRawBufferPointer
 
-    /// Nil when the line is not a MSG; throws when it is a malformed one. `ids` caches node
-    /// ids by value, so a known origin costs no allocation.
-    static func parse(_ b: UnsafeRawBufferPointer, ids: inout [UInt64: NodeID]) throws -> PeerChat? {
+    /// Nil when the line is not a MSG; throws when it is a malformed one.
+    static func parse(_ b: UnsafeRawBufferPointer) throws -> PeerChat? {
         guard b.count >= 4, b[0] == 0x4D, b[1] == 0x53, b[2] == 0x47, b[3] == 0x20 else { return nil }
         var at = 4
         func field() throws -> UnsafeRawBufferPointer {
@@ -255,21 +254,7 @@ struct PeerChat {
             defer { at = space + 1 }
             return UnsafeRawBufferPointer(rebasing: b[at..<space])
         }
-        let origin = try field()
-        var id: UInt64 = 0
-        guard origin.count == 16 else { throw PeerCodecError.malformed("node id") }
-        for c in origin {
-            switch c {
-            case 0x30...0x39: id = id << 4 | UInt64(c - 0x30)
-            case 0x61...0x66: id = id << 4 | UInt64(c - 0x61 + 10)
-            default: throw PeerCodecError.malformed("node id")
-            }
-        }
-        let node: NodeID
-        if let known = ids[id] { node = known } else {
-            node = try Fields.node(String(decoding: origin, as: UTF8.self))
-            ids[id] = node
-        }
+        guard let node = NodeID(bytes: try field()) else { throw PeerCodecError.malformed("node id") }
         let seq = try Fields.number(bytes: try field())
         let room = try Fields.name(String(decoding: try field(), as: UTF8.self), max: Limits.maxChatIDLength)
         let user = try Fields.name(String(decoding: try field(), as: UTF8.self), max: Limits.maxUsernameLength, keepCase: true)
