@@ -59,6 +59,10 @@ public enum Tunables {
     public static let triggeredHeartbeatsPerSecond = 2
     /// An HB lists the node's neighbors when they changed, and at least this often; otherwise `=`.
     public static let neighborListEveryMs: UInt64 = 60_000
+    /// Periodic HBs a node sends per heartbeat period at most: with more neighbors it beats
+    /// every second period (every third past twice this, …), and its peers wait as many peer
+    /// timeouts for it (`Cluster.heartbeatStride`). Up to 64 neighbors nothing changes.
+    public static let heartbeatFanout = 64
     /// A neighbor whose link closed is dead if nothing came from it, by any path, for this many heartbeats.
     public static let suspectHeartbeats: UInt64 = 3
     /// Local health (`Liveness`): a late tick raises the score, up to this; timeouts stretch `1 + score` times.

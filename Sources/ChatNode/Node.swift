@@ -269,7 +269,7 @@ public final class Node {
             refusal("node declared dead", metadata: [
                 "dead": "\(id)",
                 "reason": "\(linkLost ? "its link closed and nothing came from it since" : "silent for the peer timeout")",
-                "timeout_ms": "\(linkLost ? Tunables.suspectHeartbeats * cluster.heartbeatMs : cluster.effectivePeerTimeoutMs)"])
+                "timeout_ms": "\(linkLost ? Tunables.suspectHeartbeats * cluster.heartbeatMs : cluster.peerTimeoutMs(for: id))"])
         }
     }
 
@@ -371,11 +371,10 @@ public final class Node {
         let stalled = cluster.liveness.stalledMs - excusedMs
         excusedMs = cluster.liveness.stalledMs
         if stalled > 0 { for link in peerConnections.values { link.excuse(stalled) } }
-        let timeout = cluster.effectivePeerTimeoutMs
         // Links still in their handshake have the handshake deadline (PeerLink); a slow
         // acceptor on a loaded host is not cut at the peer timeout.
         for link in Array(peerConnections.values) where link.conn.state == .open && link.established {
-            if now > link.lastHeardMs + timeout {
+            if now > link.lastHeardMs + cluster.peerTimeoutMs(for: link.remote) {
                 logger.notice("peer link silent too long", metadata: ["peer": "\(link.remote?.text ?? link.address)"])
                 link.conn.close(reason: "peer timeout")
             }

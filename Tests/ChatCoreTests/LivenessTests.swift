@@ -144,12 +144,12 @@ import Testing
         #expect(!c.needsPromptTick)
     }
 
-    /// Counts the HBs a cluster sends, with the wall-clock time of each.
+    /// Counts the HBs a cluster sends of its own (node 0xbb), with the wall-clock time of each.
     final class HeartbeatWire: ClusterTransport {
         var wallMs: UInt64 = 0
         var beats: [UInt64] = []
         func send(_ line: Payload, to neighbor: NodeID) {
-            if String(decoding: UnsafeRawBufferPointer(rebasing: line.bytes[0..<line.count]), as: UTF8.self).hasPrefix("HB ") {
+            if String(decoding: UnsafeRawBufferPointer(rebasing: line.bytes[0..<line.count]), as: UTF8.self).hasPrefix("HB \(NodeID(value: 0xbb)) ") {
                 beats.append(wallMs)
             }
         }
@@ -195,6 +195,54 @@ import Testing
             for w in wire.beats.dropFirst() {
                 #expect((w / idleTickMs) % slots == mine, "a beat at \(w) (\(w % heartbeatMs) ms into the period), not in slot \(mine), step \(step): \(wire.beats)")
             }
+        }
+    }
+
+    /// Past `Tunables.heartbeatFanout` neighbors a node beats every second period (once the
+    /// topology settled), and its peers wait twice the peer timeout for it; up to that,
+    /// nothing changes.
+    @Test func aNodeWithManyNeighborsBeatsLessOftenAndIsGivenLonger() {
+        #expect(Cluster.heartbeatStride(neighbors: 0) == 1)
+        #expect(Cluster.heartbeatStride(neighbors: Tunables.heartbeatFanout) == 1)
+        #expect(Cluster.heartbeatStride(neighbors: Tunables.heartbeatFanout + 1) == 2)
+        #expect(Cluster.heartbeatStride(neighbors: 2 * Tunables.heartbeatFanout + 1) == 3)
+        for count in [10, 99] {
+            let wire = HeartbeatWire()
+            let hub = Hub(limits: Limits())
+            let c = Cluster(me: NodeID(value: 0xbb), advertise: "10.0.0.2:1", hub: hub, tickMs: 100, idleTickMs: 500)
+            hub.cluster = c
+            c.transport = wire
+            var t: UInt64 = 5000
+            wire.wallMs = 600_000
+            c.clock = { (t, wire.wallMs) }
+            let peers = (0..<count).map { NodeID(value: UInt64(0x1000 + $0)) }
+            for (k, p) in peers.enumerated() { c.linkUp(p, advertise: "10.0.1.\(k):1", nowMs: t) }
+            let stride = Cluster.heartbeatStride(neighbors: count)
+            // Every peer beats but the last, which falls silent.
+            func tick(for ms: UInt64) {
+                let end = t + ms
+                while t < end {
+                    t += 100
+                    wire.wallMs += 100
+                    for (k, p) in peers.dropLast().enumerated() where (wire.wallMs / 100) % 10 == UInt64(k % 10) {
+                        try? c.receive(line: Substring("HB \(p) \(t / 100) 10.0.1.\(k):1 1 ="), from: p, nowMs: t, wallMs: wire.wallMs)
+                    }
+                    c.tick(nowMs: t)
+                }
+            }
+            // Settled (no link change for a while): count the beats of 20 periods.
+            tick(for: 2 * Tunables.topologySettleMs)
+            wire.beats.removeAll()
+            let silentSince = t
+            tick(for: 20_000)
+            let beats = wire.beats.count / count
+            #expect(abs(beats - 20 / Int(stride)) <= 1, "\(beats) beats in 20 periods with \(count) neighbors")
+            // The silent peer: dead after its stretched timeout, not before.
+            let deadline = c.peerTimeoutMs * stride
+            #expect(c.peerTimeoutMs(for: peers.last!) == deadline)
+            let alive = c.nodes[peers.last!] != nil
+            #expect(alive == (t - silentSince < deadline), "\(count) nodes: after \(t - silentSince) ms of silence, alive \(alive), timeout \(deadline)")
+            if alive { tick(for: deadline); #expect(c.nodes[peers.last!] == nil) }
         }
     }
 

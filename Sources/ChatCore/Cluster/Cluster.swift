@@ -608,16 +608,26 @@ public final class Cluster {
     /// tick (`idleTickMs`; one slot with the defaults) and each node beats once per period, at
     /// the first tick of its own slot (its id modulo the slots): an idle node wakes for its
     /// own tick and hears its peers' HBs in as many batches a period as there are slots,
-    /// rather than once per peer (docs/scaling.md). A beat comes at least half a period after
-    /// the last HB (a triggered one may have just gone) and at most a period and a slot after.
+    /// rather than once per peer (docs/scaling.md). A node with more than
+    /// `Tunables.heartbeatFanout` neighbors beats every `heartbeatStride` periods, in one of
+    /// them chosen by its id, once no link has come or gone anywhere for
+    /// `Tunables.topologySettleMs`. A beat comes at least half of that after the last HB (a
+    /// triggered one may have just gone) and at most that and a slot after.
     private func periodicHeartbeatDue(nowMs: UInt64) -> Bool {
+        // While links come and go (a forming cluster learns addresses from HBs) every period;
+        // beating more often than peers expect is always safe.
+        let settled = nowMs >= lastTopologyChangeMs + Tunables.topologySettleMs
+        let stride = settled ? Cluster.heartbeatStride(neighbors: neighbors.count) : 1
+        let period = heartbeatMs * stride
         let slot = liveness.tickMs > 0 ? idleTickMs : 0
-        guard slot > 0, heartbeatMs >= slot else { return nowMs >= lastHeartbeatMs + heartbeatMs }
-        if nowMs >= lastHeartbeatMs + heartbeatMs + slot { return true }
+        guard slot > 0, heartbeatMs >= slot else { return nowMs >= lastHeartbeatMs + period }
+        if nowMs >= lastHeartbeatMs + period + slot { return true }
         let slots = heartbeatMs / slot
         // A timer may fire a little before its wall-clock boundary (the loop's cached time).
         let index = (clock().wallMs + Tunables.tickEarlyMs) / slot
-        guard index % slots == me.value % slots, index != lastBeatSlot, nowMs >= lastHeartbeatMs + heartbeatMs / 2 else {
+        // Its slot of the heartbeat period, and with a stride, its period of `stride`.
+        guard index % slots == me.value % slots, (index / slots) % stride == (me.value / slots) % stride,
+              index != lastBeatSlot, nowMs >= lastHeartbeatMs + period / 2 else {
             return false
         }
         lastBeatSlot = index
@@ -627,22 +637,39 @@ public final class Cluster {
     /// The slot (wall-clock time ÷ `idleTickMs`) of the last periodic HB.
     private var lastBeatSlot: UInt64 = .max
 
-    /// The peer timeout, stretched while this node itself lags (`Liveness`).
-    public var effectivePeerTimeoutMs: UInt64 { liveness.stretched(peerTimeoutMs) }
+    /// How many heartbeat periods apart a node with `neighbors` neighbors beats: one HB to
+    /// each neighbor a period up to `Tunables.heartbeatFanout` of them, every second period
+    /// past that, and so on. The cluster's HBs a second then stay near
+    /// N × `heartbeatFanout` / period instead of N² / period (docs/scaling.md).
+    public static func heartbeatStride(neighbors: Int) -> UInt64 {
+        let fanout = Tunables.heartbeatFanout
+        return UInt64(max(1, (neighbors + fanout - 1) / fanout))
+    }
 
-    /// Nodes silent for the peer timeout, and neighbors whose link closed and that were not
-    /// heard from by any path for `Tunables.suspectHeartbeats` heartbeats since (a killed
-    /// node's links close at once; a live one is heard again through the others). The peer
+    /// How long `id` may be silent before it is dead: the peer timeout times the stride of
+    /// its heartbeats (from its neighbor list, and no less than the stride of a node linked
+    /// to every node this one knows), stretched while this node itself lags (`Liveness`).
+    /// Nil: a node of that size whose list is unknown.
+    public func peerTimeoutMs(for id: NodeID?) -> UInt64 {
+        let listed = id.flatMap { nodes[$0] }.map { $0.neighborsKnown ? $0.neighborList.count : 0 } ?? 0
+        return liveness.stretched(peerTimeoutMs * Cluster.heartbeatStride(neighbors: max(listed, nodes.count)))
+    }
+
+    /// Nodes silent for their peer timeout (`peerTimeoutMs(for:)`), and neighbors whose link
+    /// closed and that were not heard from by any path for `Tunables.suspectHeartbeats`
+    /// heartbeats since (a killed node's links close at once; a live one is heard again
+    /// through the others: its HB listing the lost link goes out at once, paced). The peer
     /// timeout stretches while this node lags (`Liveness`); both exclude its stalls.
     private func dropDeadNodes(nowMs: UInt64) {
-        let timeout = effectivePeerTimeoutMs
+        let known = Cluster.heartbeatStride(neighbors: nodes.count)
         // Not stretched by the health score: a closed link and silence by every path is
         // strong evidence, and a node that was busy (not starved) gets its stall credited.
         let suspectTimeout = Tunables.suspectHeartbeats * heartbeatMs
         var dead: [(NodeID, Bool)] = []
         var suspects = false
         for (id, n) in nodes {
-            if nowMs > n.lastHeardMs + timeout {
+            let stride = n.neighborsKnown ? max(known, Cluster.heartbeatStride(neighbors: n.neighborList.count)) : known
+            if nowMs > n.lastHeardMs + liveness.stretched(peerTimeoutMs * stride) {
                 dead.append((id, false))
             } else if let since = n.suspectSinceMs {
                 if nowMs > since + suspectTimeout { dead.append((id, true)) } else { suspects = true }
