@@ -246,6 +246,22 @@ import Testing
         }
     }
 
+    /// Origins a member invents (any number, up to the node bound) stretch nobody's peer
+    /// timeout: the stride comes from neighbor lists and this node's own links.
+    @Test func inventedOriginsDoNotStretchTimeouts() throws {
+        var t: UInt64 = 10_000
+        let (c, hub) = Self.node(tickMs: 100, t: t)
+        for k in 0..<300 {
+            t += 1
+            try c.receive(line: Substring("HB \(NodeID(value: UInt64(0xe000 + k))) 1 10.0.9.\(k % 250):1 1 \(Self.peer)"),
+                          from: Self.peer, nowMs: t, wallMs: t)
+        }
+        #expect(c.nodes.count > 300)
+        #expect(c.peerTimeoutMs(for: Self.peer) == c.peerTimeoutMs)
+        #expect(c.peerTimeoutMs(for: NodeID(value: 0xe000)) == c.peerTimeoutMs)
+        _ = hub
+    }
+
     /// A neighbor whose link closed is dead after `suspectHeartbeats` heartbeats of
     /// silence (a killed process), long before the peer timeout; one that is heard from
     /// again by another path is not.

@@ -647,12 +647,13 @@ public final class Cluster {
     }
 
     /// How long `id` may be silent before it is dead: the peer timeout times the stride of
-    /// its heartbeats (from its neighbor list, and no less than the stride of a node linked
-    /// to every node this one knows), stretched while this node itself lags (`Liveness`).
-    /// Nil: a node of that size whose list is unknown.
+    /// its heartbeats (from its neighbor list, and no less than this node's own stride: in a
+    /// mesh a node's neighbors are about everyone's), stretched while this node itself lags
+    /// (`Liveness`). Not from the number of nodes tracked: a member inventing origins would
+    /// stretch every real node's timeout. Nil: a node whose list is unknown.
     public func peerTimeoutMs(for id: NodeID?) -> UInt64 {
         let listed = id.flatMap { nodes[$0] }.map { $0.neighborsKnown ? $0.neighborList.count : 0 } ?? 0
-        return liveness.stretched(peerTimeoutMs * Cluster.heartbeatStride(neighbors: max(listed, nodes.count)))
+        return liveness.stretched(peerTimeoutMs * Cluster.heartbeatStride(neighbors: max(listed, neighbors.count)))
     }
 
     /// Nodes silent for their peer timeout (`peerTimeoutMs(for:)`), and neighbors whose link
@@ -661,7 +662,7 @@ public final class Cluster {
     /// through the others: its HB listing the lost link goes out at once, paced). The peer
     /// timeout stretches while this node lags (`Liveness`); both exclude its stalls.
     private func dropDeadNodes(nowMs: UInt64) {
-        let known = Cluster.heartbeatStride(neighbors: nodes.count)
+        let known = Cluster.heartbeatStride(neighbors: neighbors.count)
         // Not stretched by the health score: a closed link and silence by every path is
         // strong evidence, and a node that was busy (not starved) gets its stall credited.
         let suspectTimeout = Tunables.suspectHeartbeats * heartbeatMs
